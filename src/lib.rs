@@ -1,0 +1,25 @@
+//! pg_safeguard: the safeguards a multi-tenant healthcare database needs, enforced in PostgreSQL.
+//! This file stays thin: one module per capability, the shared error type and the settings.
+
+pub mod error;
+pub mod gucs;
+pub mod ids;
+
+::pgrx::pg_module_magic!(name, version);
+
+#[allow(non_snake_case)]
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
+
+/// Required by `cargo pgrx test`: set-up of the throwaway test cluster.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
