@@ -7,6 +7,8 @@ pub mod ids;
 
 ::pgrx::pg_module_magic!(name, version);
 
+pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+
 #[allow(non_snake_case)]
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -1,0 +1,42 @@
+# pg_safeguard: two commands do all the set-up (see README).
+#   make run    set up, build, install, start a throwaway cluster, load the demo, run the tour
+#   make test   set up, then every test layer; non-zero exit on any failure
+#   make bench  benchmarks against plain PostgreSQL, printed as ratios
+#   make stop   stop the throwaway cluster
+# Settings (PostgreSQL major, OS user, port, pgrx version) are in pgrx.toml.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help setup install run stop test unit-test regress demo bench
+
+help:
+	@sed -n '2,6p' Makefile
+
+setup:
+	scripts/setup.sh
+
+install: setup
+	scripts/install.sh
+
+run: install
+	scripts/cluster.sh start
+	scripts/demo.sh
+	@source scripts/common.sh && echo && echo "Connect with:  $$CONNECT_HINT" && echo "Stop with:     make stop"
+
+stop:
+	scripts/cluster.sh stop
+
+# Unit, property and #[pg_test] tests first; then the release build is installed and the golden
+# SQL tests and the demo run against it in the throwaway cluster.
+test: setup
+	scripts/pgrx-test.sh
+	scripts/install.sh
+	scripts/cluster.sh start
+	scripts/regress.sh
+	scripts/demo.sh >/dev/null
+	@echo "make test: all layers passed"
+
+bench: install
+	scripts/cluster.sh start
+	benches/run.sh

@@ -1,0 +1,59 @@
+-- A small multi-tenant clinic schema for the demo database (make run). Each capability of
+-- pg_safeguard that lands adds its safeguard here: so far, time-ordered IDs generated in the database.
+
+CREATE TABLE organizations (
+    id          uuid PRIMARY KEY DEFAULT safeguard.ulid(),
+    name        text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE providers (
+    id              uuid PRIMARY KEY DEFAULT safeguard.ulid(),
+    organization_id uuid NOT NULL REFERENCES organizations (id),
+    full_name       text NOT NULL,
+    npi_number      text
+);
+CREATE INDEX ON providers (organization_id);
+
+CREATE TABLE patients (
+    id              uuid PRIMARY KEY DEFAULT safeguard.ulid(),
+    organization_id uuid NOT NULL REFERENCES organizations (id),
+    full_name       text NOT NULL,
+    date_of_birth   date
+);
+CREATE INDEX ON patients (organization_id);
+
+-- The ID column can also be the 16-byte safeguard.ulid type, shown as ULID text.
+CREATE TABLE appointments (
+    id              safeguard.ulid PRIMARY KEY DEFAULT safeguard.gen_ulid(),
+    organization_id uuid NOT NULL REFERENCES organizations (id),
+    patient_id      uuid NOT NULL REFERENCES patients (id),
+    provider_id     uuid NOT NULL REFERENCES providers (id),
+    starts_at       timestamptz NOT NULL,
+    ends_at         timestamptz NOT NULL
+);
+CREATE INDEX ON appointments (organization_id);
+CREATE INDEX ON appointments (patient_id);
+CREATE INDEX ON appointments (provider_id);
+
+INSERT INTO organizations (name) VALUES ('Riverside Family Practice'), ('Lakeview Physical Therapy');
+
+INSERT INTO providers (organization_id, full_name, npi_number)
+SELECT o.id, p.full_name, p.npi
+  FROM organizations o
+  JOIN (VALUES ('Riverside Family Practice', 'Dr. Ana Lima', '1234567893'),
+               ('Lakeview Physical Therapy', 'Sam Okafor, DPT', '1245319599')) AS p (org, full_name, npi)
+    ON p.org = o.name;
+
+INSERT INTO patients (organization_id, full_name, date_of_birth)
+SELECT o.id, 'Patient ' || n || ' of ' || o.name, date '1950-01-01' + n * 400
+  FROM organizations o, generate_series(1, 5) AS n;
+
+-- Backfilled history: IDs minted for past times with safeguard.ulid_at(), so they sort by time.
+INSERT INTO appointments (id, organization_id, patient_id, provider_id, starts_at, ends_at)
+SELECT safeguard.ulid_at(s.starts_at)::safeguard.ulid, p.organization_id, p.id, pr.id,
+       s.starts_at, s.starts_at + interval '45 minutes'
+  FROM patients p
+  JOIN providers pr ON pr.organization_id = p.organization_id
+ CROSS JOIN LATERAL (SELECT timestamptz '2026-01-05 09:00+00' + (n * interval '1 week') AS starts_at
+                       FROM generate_series(0, 3) AS n) AS s;

@@ -1,0 +1,70 @@
+# Shared by the scripts: paths and settings derived from pgrx.toml. Source it; do not run it.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# manifest SECTION KEY: the value of KEY in [SECTION] of pgrx.toml.
+manifest() {
+    awk -v section="[$1]" -v key="$2" '
+        /^\[/ { in_section = ($0 == section); next }
+        in_section && $1 == key {
+            sub(/^[^=]*=[ \t]*/, ""); sub(/[ \t]*#.*$/, ""); gsub(/"/, ""); print; exit
+        }' "$ROOT/pgrx.toml"
+}
+
+PGRX_VERSION=$(manifest pgrx version)
+PG_MAJOR=$(manifest postgres test)
+PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG=$PG_BINDIR/pg_config
+PG_PORT=$(manifest cluster port)
+
+if [ "$(id -u)" = 0 ]; then
+    RUN_USER=$(manifest cluster os_user)
+else
+    RUN_USER=$(id -un)
+fi
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# as_root CMD...: run CMD as root (directly when root, else through sudo).
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# as_run_user CMD...: run CMD as the OS user that owns the throwaway clusters.
+as_run_user() {
+    if [ "$(id -u)" = 0 ]; then sudo -u "$RUN_USER" -- "$@"; else "$@"; fi
+}
+
+# The folder holding the throwaway clusters: target/cluster when the server's OS user can reach
+# it; when the checkout sits where that user cannot enter (under /root, say), a folder of /tmp
+# named after the checkout, so two checkouts never share one.
+state_dir() {
+    local preferred="$ROOT/target/cluster"
+    mkdir -p "$ROOT/target"
+    if as_run_user test -x "$ROOT/target" 2>/dev/null; then
+        echo "$preferred"
+    else
+        echo "/tmp/pg_safeguard-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)"
+    fi
+}
+
+STATE_DIR=$(state_dir)
+PGDATA_DIR=$STATE_DIR/data
+SOCKET_DIR=$STATE_DIR/run
+SERVER_LOG=$STATE_DIR/server.log
+PGRX_TEST_DIR=$STATE_DIR/pgrx-test
+
+# Clients connect over the cluster's Unix socket as its bootstrap superuser.
+export PGHOST=$SOCKET_DIR PGPORT=$PG_PORT PGUSER=$RUN_USER PGDATABASE=postgres
+PSQL=("$PG_BINDIR/psql" -X -v ON_ERROR_STOP=1)
+
+# make_run_user_dir DIR: create DIR owned by the server's OS user.
+make_run_user_dir() {
+    mkdir -p "$1"
+    if [ "$(id -u)" = 0 ]; then chown "$RUN_USER" "$1"; fi
+}
+
+# How a person connects to the demo database.
+CONNECT_HINT="psql -h $SOCKET_DIR -p $PG_PORT -U $RUN_USER safeguard_demo"

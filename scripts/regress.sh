@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Golden SQL tests (tests/sql/*.sql against tests/expected/*.out) with PostgreSQL's own pg_regress,
+# against the installed extension in the running throwaway cluster.
+source "$(dirname "$0")/common.sh"
+pg_regress="$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")/test/regress/pg_regress"
+[ -x "$pg_regress" ] || die "pg_regress not found (package postgresql-server-dev-$PG_MAJOR)"
+
+mapfile -t tests < <(cd "$ROOT/tests/sql" && ls -1 ./*.sql | sed 's|^\./||; s|\.sql$||' | sort)
+say "golden SQL tests: ${tests[*]}"
+outdir="$ROOT/target/regress"
+rm -rf "$outdir" && mkdir -p "$outdir"
+if ! "$pg_regress" --host="$SOCKET_DIR" --port="$PG_PORT" --user="$RUN_USER" \
+        --bindir="$PG_BINDIR" --inputdir="$ROOT/tests" --outputdir="$outdir" \
+        --dbname=safeguard_regress --load-extension=pg_safeguard "${tests[@]}"; then
+    cat "$outdir/regression.diffs" >&2 || true
+    die "golden SQL tests failed (diffs above, results in $outdir/results)"
+fi

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what building, testing and running pg_safeguard needs, when it is missing: Debian
+# packages, cargo-pgrx at the pinned version, pgrx's pg_config registration, and (as root) the
+# unprivileged OS user that runs PostgreSQL. Safe to run any number of times.
+source "$(dirname "$0")/common.sh"
+
+packages=(
+    "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-contrib
+    libclang-dev clang sudo build-essential pkg-config libssl-dev
+)
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$package")
+    fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then
+        die "missing packages (${missing[*]}) and no sudo: run 'make' as root once"
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+[ -x "$PG_CONFIG" ] || die "$PG_CONFIG not found after installing postgresql-server-dev-$PG_MAJOR"
+
+if [ "$(cargo pgrx --version 2>/dev/null)" != "cargo-pgrx $PGRX_VERSION" ]; then
+    say "installing cargo-pgrx $PGRX_VERSION (takes a few minutes)"
+    cargo install cargo-pgrx --version "$PGRX_VERSION" --locked --force
+fi
+
+# `cargo pgrx init` rewrites its config and forces a rebuild: run it only when pg$PG_MAJOR is missing.
+pgrx_config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+if ! grep -q "^pg$PG_MAJOR = \"$PG_CONFIG\"" "$pgrx_config" 2>/dev/null; then
+    say "registering $PG_CONFIG with pgrx"
+    cargo pgrx init "--pg$PG_MAJOR" "$PG_CONFIG"
+fi
+
+if [ "$(id -u)" = 0 ] && ! id "$RUN_USER" >/dev/null 2>&1; then
+    say "creating OS user $RUN_USER to run PostgreSQL (it refuses to run as root)"
+    useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$RUN_USER"
+fi
