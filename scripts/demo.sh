@@ -3,7 +3,8 @@
 # guided tour examples/tour.sql. Running it again starts the demo afresh.
 source "$(dirname "$0")/common.sh"
 say "creating database safeguard_demo with examples/clinic.sql"
-"${PSQL[@]}" -q -c "DROP DATABASE IF EXISTS safeguard_demo WITH (FORCE)" \
+"${PSQL[@]}" -q -c "SET client_min_messages = warning" \
+             -c "DROP DATABASE IF EXISTS safeguard_demo WITH (FORCE)" \
              -c "CREATE DATABASE safeguard_demo" \
              -c "ALTER DATABASE safeguard_demo SET search_path = \"\$user\", public, safeguard"
 "${PSQL[@]}" -q -d safeguard_demo -c "CREATE EXTENSION pg_safeguard" -f "$ROOT/examples/clinic.sql"

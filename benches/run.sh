@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# make bench: runs every benches/*.sql against the installed extension in the throwaway cluster,
+# in a fresh database, and prints each figure as a ratio against its plain-PostgreSQL baseline
+# measured in the same run (interleaved repetitions, medians), with the absolute numbers and the
+# machine. Benchmarks print; they never assert.
+source "$(dirname "$0")/../scripts/common.sh"
+
+say "machine"
+echo "cpu:        $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') ($(nproc) cores)"
+echo "memory:     $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
+echo "kernel:     $(uname -r)"
+echo "postgresql: $("${PSQL[@]}" -At -c 'SHOW server_version')"
+echo "date:       $(date -u '+%Y-%m-%d %H:%M UTC')"
+
+"${PSQL[@]}" -q -c "SET client_min_messages = warning" \
+    -c "DROP DATABASE IF EXISTS safeguard_bench WITH (FORCE)" -c "CREATE DATABASE safeguard_bench"
+"${PSQL[@]}" -q -d safeguard_bench -c "CREATE EXTENSION pg_safeguard"
+for bench in "$ROOT"/benches/*.sql; do
+    say "benchmark $(basename "$bench" .sql)"
+    "${PSQL[@]}" -q -d safeguard_bench -f "$bench"
+done
