@@ -1,8 +1,11 @@
 -- Time-ordered IDs against gen_random_uuid(), PostgreSQL's own generator.
 --
--- generation: count(f()) over generate_series(1, 1000000), 11 repetitions, the three queries
---   interleaved in rotating order. "loop" is the same query without a function call: its time is
---   the row loop both generators share, and the net figure subtracts it.
+-- generation: count(f()) over 1,000,000 rows, 11 repetitions, the three queries interleaved in
+--   rotating order. The rows come from generate_series in the select list (a ProjectSet node that
+--   yields one value per call), not in FROM (which first materialises every row in a tuplestore):
+--   the row loop then costs about 0.05 µs a row instead of 0.11 µs, so the whole-query ratio shows
+--   the generators rather than the loop. "loop" is the same query without a function call: its
+--   time is the row loop both generators share, and the net figure subtracts it.
 -- insert: 500,000 rows by INSERT ... SELECT into a fresh table with a btree primary key filled by
 --   the column default, one transaction per table, 5 repetitions alternating which goes first;
 --   then the primary-key index size.
@@ -26,9 +29,9 @@ DO $$
 DECLARE
     variants text[] := ARRAY['loop', 'gen_random_uuid', 'ulid'];
     queries text[] := ARRAY[
-        'SELECT count(*) FROM generate_series(1, 1000000)',
-        'SELECT count(gen_random_uuid()) FROM generate_series(1, 1000000)',
-        'SELECT count(safeguard.ulid()) FROM generate_series(1, 1000000)'];
+        'SELECT count(*) FROM (SELECT generate_series(1, 1000000)) AS g',
+        'SELECT count(gen_random_uuid()) FROM (SELECT generate_series(1, 1000000)) AS g',
+        'SELECT count(safeguard.ulid()) FROM (SELECT generate_series(1, 1000000)) AS g'];
     i int;
 BEGIN
     PERFORM pg_temp.elapsed_ms(q) FROM unnest(queries) q;  -- warm-up
