@@ -1,8 +1,142 @@
-//! Every setting of the extension is registered here, in one place, from `_PG_init`.
+//! Every setting of the extension, registered here in one place from `_PG_init`.
 //!
-//! Time-ordered IDs need no setting: the generator is per backend and self-seeding. The request
-//! context, tenancy and encryption settings (`safeguard.tenant_setting`, `safeguard.master_key_file`,
-//! ...) are registered here as those capabilities land.
+//! | setting | context | default | meaning |
+//! |---|---|---|---|
+//! | `safeguard.tenant_setting` | superuser | `safeguard.tenant_id` | the setting `current_tenant()` reads and `set_context()` writes |
+//! | `safeguard.actor_setting` | superuser | `safeguard.actor_id` | likewise for the actor |
+//! | `safeguard.tenant_id`, `safeguard.actor_id`, `safeguard.impersonator_id`, `safeguard.request_id` | user | empty | the request context; only `set_context()` may set them |
+//!
+//! The two `*_setting` names let an application that already sets its own custom setting
+//! (`set_config('app.current_tenant_id', ..., true)`) adopt the extension without code changes.
+//! They are superuser-only: otherwise any session could point `current_tenant()` at a setting
+//! that the guard below does not cover.
+//!
+//! The four context settings refuse every write that does not come from `set_context()`, which
+//! always writes transaction-locally. A plain `SET safeguard.tenant_id` would outlive the
+//! transaction and, behind a connection pool, hand one request's tenant to the next; an
+//! `ALTER ROLE ... SET` would give every session a default tenant. Both fail instead.
+
+use crate::context;
+use pgrx::pg_sys;
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::{c_char, c_void, CStr, CString};
+
+pub static TENANT_SETTING: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"safeguard.tenant_id"));
+pub static ACTOR_SETTING: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"safeguard.actor_id"));
+
+static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static ACTOR_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static IMPERSONATOR_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static REQUEST_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub const IMPERSONATOR_SETTING: &CStr = c"safeguard.impersonator_id";
+pub const REQUEST_SETTING: &CStr = c"safeguard.request_id";
 
 /// Registers the extension's settings; called once per process from `_PG_init`.
-pub fn init() {}
+pub fn init() {
+    // SAFETY: the hooks are #[pg_guard]ed and only read their arguments.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"safeguard.tenant_setting",
+            c"Name of the setting that holds the current tenant id.",
+            c"safeguard.current_tenant() reads it and safeguard.set_context() writes it. Point it at \
+              the setting an application already uses, e.g. app.current_tenant_id.",
+            &TENANT_SETTING,
+            GucContext::Suset,
+            GucFlags::default(),
+            Some(check_setting_name),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"safeguard.actor_setting",
+            c"Name of the setting that holds the current actor (application user) id.",
+            c"safeguard.current_actor() reads it and safeguard.set_context() writes it.",
+            &ACTOR_SETTING,
+            GucContext::Suset,
+            GucFlags::default(),
+            Some(check_setting_name),
+            None,
+            None,
+        );
+        for (name, setting, description) in [
+            (c"safeguard.tenant_id", &TENANT_ID, c"The tenant of the current transaction."),
+            (c"safeguard.actor_id", &ACTOR_ID, c"The application user of the current transaction."),
+            (IMPERSONATOR_SETTING, &IMPERSONATOR_ID, c"Who acts on the actor's behalf, if anyone."),
+            (REQUEST_SETTING, &REQUEST_ID, c"The application's request id for the current transaction."),
+        ] {
+            GucRegistry::define_string_guc_with_hooks(
+                name,
+                description,
+                c"Set only by safeguard.set_context(), for the current transaction.",
+                setting,
+                GucContext::Userset,
+                GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE,
+                Some(check_context_write),
+                None,
+                None,
+            );
+        }
+        pg_sys::MarkGUCPrefixReserved(c"safeguard".as_ptr());
+    }
+}
+
+/// Reports a rejected setting value the way PostgreSQL's own check hooks do.
+unsafe fn reject(code: pgrx::PgSqlErrorCode, message: &CStr, hint: &CStr) -> bool {
+    unsafe {
+        pg_sys::GUC_check_errcode(code as i32);
+        pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(message.as_ptr());
+        pg_sys::GUC_check_errhint_string = pg_sys::pstrdup(hint.as_ptr());
+    }
+    false
+}
+
+/// The context settings accept a value only from set_context(). Clearing is always allowed: RESET,
+/// DISCARD ALL and the end of a transaction restore the empty default. A parallel worker receives
+/// its leader's values while it starts.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_context_write(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    let value = unsafe { *newval };
+    if value.is_null() || unsafe { *value } == 0 {
+        return true;
+    }
+    if context::setting_in_progress() || unsafe { pg_sys::InitializingParallelWorker } {
+        return true;
+    }
+    unsafe {
+        reject(
+            pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            c"the request context can only be set by safeguard.set_context()",
+            c"Call SELECT safeguard.set_context(tenant_id => ...) inside the transaction: it lasts \
+              until COMMIT or ROLLBACK, so a pooled connection never carries it to the next request.",
+        )
+    }
+}
+
+/// `*_setting` must name a custom setting: a dotted name of letters, digits and underscores.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_setting_name(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    let value = unsafe { *newval };
+    let name = if value.is_null() { &[][..] } else { unsafe { CStr::from_ptr(value) }.to_bytes() };
+    if context::is_custom_setting_name(name) {
+        return true;
+    }
+    unsafe {
+        reject(
+            pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            c"the value must name a custom setting, such as app.current_tenant_id",
+            c"A custom setting name has a prefix and a name separated by a dot, made of letters, \
+              digits and underscores.",
+        )
+    }
+}

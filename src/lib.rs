@@ -1,9 +1,11 @@
 //! pg_safeguard: the safeguards a multi-tenant healthcare database needs, enforced in PostgreSQL.
 //! This file stays thin: one module per capability, the shared error type and the settings.
 
+pub mod context;
 pub mod error;
 pub mod gucs;
 pub mod ids;
+pub mod tenancy;
 
 ::pgrx::pg_module_magic!(name, version);
 

@@ -1,0 +1,169 @@
+//! Request context: who the current transaction works for (tenant), who acts (actor), on whose
+//! behalf (impersonator) and for which request. Tenancy policies, the audit trail and encryption
+//! read it. It lives in settings written transaction-locally, so it ends at COMMIT or ROLLBACK
+//! and a pooled connection never carries one request's context into the next.
+
+pub mod parse;
+
+use crate::error::{OrReport, SafeguardError};
+use crate::gucs;
+use parse::{parse_context_id, uuid_text, MalformedId};
+use pgrx::prelude::*;
+use pgrx::{PgSqlErrorCode, Uuid};
+use std::cell::Cell;
+use std::ffi::{CStr, CString};
+
+thread_local! {
+    /// True while set_context() writes the settings: the settings' check hook admits only that.
+    static SETTING_IN_PROGRESS: Cell<bool> = const { Cell::new(false) };
+}
+
+pub fn setting_in_progress() -> bool {
+    SETTING_IN_PROGRESS.get()
+}
+
+/// Holds the flag up for as long as it lives; an error while setting unwinds through its Drop.
+struct SettingContext;
+
+impl SettingContext {
+    fn begin() -> Self {
+        SETTING_IN_PROGRESS.set(true);
+        SettingContext
+    }
+}
+
+impl Drop for SettingContext {
+    fn drop(&mut self) {
+        SETTING_IN_PROGRESS.set(false);
+    }
+}
+
+/// A custom setting name: `prefix.name`, letters, digits, underscores and dots, at most 63 bytes.
+pub fn is_custom_setting_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.contains(&b'.')
+        && name.first() != Some(&b'.')
+        && name.last() != Some(&b'.')
+        && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+}
+
+fn configured_name(setting: &pgrx::GucSetting<Option<CString>>) -> CString {
+    // The check hook keeps these non-empty; the fallback only guards a reset to NULL.
+    setting.get().unwrap_or_else(|| c"safeguard.unset".to_owned())
+}
+
+/// Writes `value` ('' for none) into `name` for the current transaction only: what
+/// `set_config(name, value, true)` does, without going through SQL.
+fn set_local(name: &CStr, value: &str) {
+    let value = CString::new(value).unwrap_or_default();
+    // SAFETY: both strings are valid and NUL-terminated; errors are raised as PostgreSQL errors.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+    }
+}
+
+/// The raw text of a setting, if it exists and is set.
+fn read_setting(name: &CStr) -> Option<&'static [u8]> {
+    // SAFETY: GetConfigOption returns NULL or a string owned by the GUC machinery, valid until
+    // the setting changes; callers copy what they need before running any other code.
+    let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_bytes())
+}
+
+struct MalformedSetting<'a> {
+    what: &'a str,
+    setting: &'a CStr,
+}
+
+impl From<MalformedSetting<'_>> for SafeguardError {
+    fn from(error: MalformedSetting<'_>) -> Self {
+        SafeguardError::new(
+            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            format!(
+                "invalid {} id in setting \"{}\"",
+                error.what,
+                error.setting.to_string_lossy()
+            ),
+        )
+        .with_detail("The setting holds text that is not a uuid.")
+        .with_hint("Set the context with safeguard.set_context(), which takes uuid values.")
+    }
+}
+
+fn read_id(what: &str, setting: &CStr) -> Option<Uuid> {
+    parse_context_id(read_setting(setting))
+        .map_err(|MalformedId| MalformedSetting { what, setting })
+        .or_report()
+        .map(Uuid::from_bytes)
+}
+
+/// Sets the request context for the current transaction only. Outside a transaction block it
+/// applies to the statement's own implicit transaction (and to the statements sent with it in the
+/// same simple-query message). NULL clears a field.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_context(
+    tenant_id: Option<Uuid>,
+    actor_id: default!(Option<Uuid>, "NULL"),
+    impersonator_id: default!(Option<Uuid>, "NULL"),
+    request_id: default!(Option<&str>, "NULL"),
+) {
+    let as_text = |id: Option<Uuid>| id.map(|id| uuid_text(id.as_bytes())).unwrap_or_default();
+    let _writing = SettingContext::begin();
+    set_local(&configured_name(&gucs::TENANT_SETTING), &as_text(tenant_id));
+    set_local(&configured_name(&gucs::ACTOR_SETTING), &as_text(actor_id));
+    set_local(gucs::IMPERSONATOR_SETTING, &as_text(impersonator_id));
+    set_local(gucs::REQUEST_SETTING, request_id.unwrap_or(""));
+}
+
+/// The tenant of the current transaction, or NULL when none is set.
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant() -> Option<Uuid> {
+    read_id("tenant", &configured_name(&gucs::TENANT_SETTING))
+}
+
+/// The application user of the current transaction, or NULL.
+#[pg_extern(stable, parallel_safe)]
+fn current_actor() -> Option<Uuid> {
+    read_id("actor", &configured_name(&gucs::ACTOR_SETTING))
+}
+
+/// Who acts on the actor's behalf (support staff, a proxy), or NULL.
+#[pg_extern(stable, parallel_safe)]
+fn current_impersonator() -> Option<Uuid> {
+    read_id("impersonator", gucs::IMPERSONATOR_SETTING)
+}
+
+/// The application's request id for the current transaction, or NULL.
+#[pg_extern(stable, parallel_safe)]
+fn current_request_id() -> Option<String> {
+    read_setting(gucs::REQUEST_SETTING)
+        .filter(|value| !value.is_empty())
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_custom_setting_name;
+
+    #[test]
+    fn custom_setting_names() {
+        assert!(is_custom_setting_name(b"app.current_tenant_id"));
+        assert!(is_custom_setting_name(b"safeguard.tenant_id"));
+        assert!(!is_custom_setting_name(b""));
+        assert!(!is_custom_setting_name(b"work_mem"));
+        assert!(!is_custom_setting_name(b".x"));
+        assert!(!is_custom_setting_name(b"x."));
+        assert!(!is_custom_setting_name(b"app.x; DROP TABLE y"));
+        assert!(!is_custom_setting_name(&[b'a'; 64]));
+    }
+}
