@@ -87,7 +87,7 @@ BEGIN
 END $$;
 
 -- The type of a live column of tbl; 42703 when there is none.
-CREATE FUNCTION safeguard._column_type(tbl regclass, col name) RETURNS regtype
+CREATE FUNCTION safeguard._column_type(tbl regclass, col name, purpose text) RETURNS regtype
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     typ regtype;
@@ -96,8 +96,7 @@ BEGIN
      WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
     IF typ IS NULL THEN
         RAISE EXCEPTION 'column % of table % does not exist', quote_ident(col), tbl
-            USING ERRCODE = '42703',
-                  HINT = 'Name the column that holds the tenant id (default tenant_id), e.g. safeguard.isolate(''patients'', ''organization_id'').';
+            USING ERRCODE = '42703', HINT = 'Name the ' || purpose || '.';
     END IF;
     RETURN typ;
 END $$;
@@ -108,6 +107,14 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (
         SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
          WHERE i.indrelid = tbl AND a.attname = col AND i.indpred IS NULL AND i.indisvalid)
+$$;
+
+-- A policy's expression as text, deparsed under a fixed search_path so that the text does not
+-- depend on the caller's (names outside pg_catalog come out schema-qualified).
+CREATE FUNCTION safeguard._policy_expr(tbl regclass, policy name, with_check boolean) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_get_expr(CASE WHEN with_check THEN p.polwithcheck ELSE p.polqual END, p.polrelid)
+      FROM pg_policy p WHERE p.polrelid = tbl AND p.polname = policy
 $$;
 
 -- A free index name 'sg_<table>_<column>_idx' in tbl's schema, shortened to fit 63 bytes.
@@ -133,14 +140,14 @@ BEGIN
     RETURN candidate;
 END $$;
 
--- The one place that applies isolation to a table: registry row first (so the DDL event
--- trigger, which fires for the ALTER TABLEs below, sees the table as isolated and leaves it
--- alone), then RLS, policies and index, then the partitions.
+-- The one place that applies isolation to a table: registry row, RLS, policies, index, then the
+-- partitions. The DDL event trigger stays out of the helpers' own ALTER TABLEs
+-- (isolation_ddl_hook is off while they run).
 CREATE FUNCTION safeguard._apply_isolation(
     tbl regclass, mode text, tenant_column name, fk_column name, parent regclass,
     parent_column name, admin_role name, root regclass
 ) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET safeguard.isolation_ddl_hook = off AS $$
 DECLARE
     kind "char";
     rls_on boolean;
@@ -213,8 +220,7 @@ BEGIN
     END IF;
 
     UPDATE safeguard.tenant_registry r
-       SET policy_using = (SELECT pg_get_expr(p.polqual, p.polrelid) FROM pg_policy p
-                            WHERE p.polrelid = _apply_isolation.tbl AND p.polname = 'sg_tenant')
+       SET policy_using = safeguard._policy_expr(_apply_isolation.tbl, 'sg_tenant', false)
      WHERE r.tbl = _apply_isolation.tbl;
 
     -- A query on a partition does not pass through the partitioned table's policy: every
@@ -235,7 +241,8 @@ DECLARE
     inherited regclass;
 BEGIN
     PERFORM safeguard._require_own_table(tbl);
-    typ := safeguard._column_type(tbl, tenant_column);
+    typ := safeguard._column_type(tbl, tenant_column,
+        'column that holds the tenant id, e.g. safeguard.isolate(''patients'', ''organization_id'')');
     IF typ <> 'uuid'::regtype THEN
         RAISE EXCEPTION 'column % of table % has type %, not uuid', quote_ident(tenant_column), tbl, typ
             USING ERRCODE = '42804',
@@ -264,8 +271,8 @@ DECLARE
     parent_ok boolean;
 BEGIN
     PERFORM safeguard._require_own_table(tbl);
-    fk_type := safeguard._column_type(tbl, fk_column);
-    parent_type := safeguard._column_type(parent, parent_column);
+    fk_type := safeguard._column_type(tbl, fk_column, 'column that references the parent table');
+    parent_type := safeguard._column_type(parent, parent_column, 'parent''s key column (default id)');
     IF fk_type <> parent_type THEN
         RAISE EXCEPTION 'column % of table % has type %, but %.% has type %',
                         quote_ident(fk_column), tbl, fk_type, parent, quote_ident(parent_column), parent_type
@@ -378,14 +385,18 @@ END $$;
 COMMENT ON FUNCTION safeguard.unisolate(regclass) IS 'Remove exactly what safeguard.isolate() or isolate_via() created';
 
 CREATE FUNCTION safeguard._remove_isolation(tbl regclass) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET safeguard.isolation_ddl_hook = off AS $$
 DECLARE
     entry safeguard.tenant_registry;
     idx regclass;
 BEGIN
     SELECT * INTO entry FROM safeguard.tenant_registry r WHERE r.tbl = _remove_isolation.tbl;
-    EXECUTE format('DROP POLICY IF EXISTS sg_tenant ON %s', tbl);
-    EXECUTE format('DROP POLICY IF EXISTS sg_tenant_admin ON %s', tbl);
+    IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tbl AND p.polname = 'sg_tenant') THEN
+        EXECUTE format('DROP POLICY sg_tenant ON %s', tbl);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tbl AND p.polname = 'sg_tenant_admin') THEN
+        EXECUTE format('DROP POLICY sg_tenant_admin ON %s', tbl);
+    END IF;
     IF NOT entry.rls_was_forced THEN
         EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', tbl);
     END IF;
@@ -410,6 +421,9 @@ DECLARE
     anc regclass;
     auto_column name;
 BEGIN
+    IF NOT coalesce(current_setting('safeguard.isolation_ddl_hook', true), 'on')::boolean THEN
+        RETURN;
+    END IF;
     FOR t IN
         SELECT DISTINCT c.objid::regclass FROM pg_event_trigger_ddl_commands() c
          WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table'
@@ -431,9 +445,9 @@ BEGIN
             CONTINUE;
         END IF;
         -- A new partition (CREATE TABLE ... PARTITION OF) of an isolated table.
-        SELECT a.relid INTO anc FROM pg_partition_ancestors(t) a
+        SELECT a.relid INTO anc FROM pg_partition_ancestors(t) WITH ORDINALITY AS a (relid, depth)
           JOIN safeguard.tenant_registry r ON r.tbl = a.relid
-         WHERE a.relid <> t ORDER BY a.level LIMIT 1;
+         WHERE a.relid <> t ORDER BY a.depth LIMIT 1;
         IF anc IS NOT NULL THEN
             SELECT * INTO entry FROM safeguard.tenant_registry r WHERE r.tbl = anc;
             PERFORM safeguard._apply_isolation(t, entry.mode, entry.tenant_column, entry.fk_column,
@@ -493,8 +507,8 @@ SELECT r.tbl AS table_name,
        c.relforcerowsecurity AS rls_forced,
        p.polname IS NOT NULL AS policy_present,
        coalesce(p.polcmd = '*' AND p.polpermissive AND p.polroles = '{0}'
-                AND pg_get_expr(p.polqual, p.polrelid) IS NOT DISTINCT FROM r.policy_using
-                AND pg_get_expr(p.polwithcheck, p.polrelid) IS NOT DISTINCT FROM r.policy_using,
+                AND safeguard._policy_expr(r.tbl, 'sg_tenant', false) IS NOT DISTINCT FROM r.policy_using
+                AND safeguard._policy_expr(r.tbl, 'sg_tenant', true) IS NOT DISTINCT FROM r.policy_using,
                 false) AS policy_unchanged,
        safeguard._has_leading_index(r.tbl, coalesce(r.tenant_column, r.fk_column))
            OR (r.root IS NOT NULL AND safeguard._has_leading_index(r.root, coalesce(r.tenant_column, r.fk_column)))

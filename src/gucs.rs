@@ -5,6 +5,7 @@
 //! | `safeguard.tenant_setting` | superuser | `safeguard.tenant_id` | the setting `current_tenant()` reads and `set_context()` writes |
 //! | `safeguard.actor_setting` | superuser | `safeguard.actor_id` | likewise for the actor |
 //! | `safeguard.tenant_id`, `safeguard.actor_id`, `safeguard.impersonator_id`, `safeguard.request_id` | user | empty | the request context; only `set_context()` may set them |
+//! | `safeguard.isolation_ddl_hook` | user | on | the DDL event trigger isolates new partitions and tables of auto-isolated schemas |
 //!
 //! The two `*_setting` names let an application that already sets its own custom setting
 //! (`set_config('app.current_tenant_id', ..., true)`) adopt the extension without code changes.
@@ -30,6 +31,8 @@ static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::n
 static ACTOR_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static IMPERSONATOR_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static REQUEST_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+static ISOLATION_DDL_HOOK: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 pub const IMPERSONATOR_SETTING: &CStr = c"safeguard.impersonator_id";
 pub const REQUEST_SETTING: &CStr = c"safeguard.request_id";
@@ -79,8 +82,18 @@ pub fn init() {
                 None,
             );
         }
-        pg_sys::MarkGUCPrefixReserved(c"safeguard".as_ptr());
     }
+    GucRegistry::define_bool_guc(
+        c"safeguard.isolation_ddl_hook",
+        c"Whether the DDL event trigger isolates new partitions and new tables of auto-isolated schemas.",
+        c"The isolation helpers turn it off for their own DDL. Turning it off in a session is like \
+          not calling safeguard.isolate() on the tables that session creates.",
+        &ISOLATION_DDL_HOOK,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    // After every definition: from now on a misspelt safeguard.* setting is an error.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"safeguard".as_ptr()) };
 }
 
 /// Reports a rejected setting value the way PostgreSQL's own check hooks do.
