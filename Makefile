@@ -28,12 +28,13 @@ stop:
 	scripts/cluster.sh stop
 
 # Unit, property and #[pg_test] tests first; then the release build is installed and the golden
-# SQL tests and the demo run against it in the throwaway cluster.
+# SQL tests, the connection-pool client test and the demo run against it in the throwaway cluster.
 test: setup
 	scripts/pgrx-test.sh
 	scripts/install.sh
 	scripts/cluster.sh start
 	scripts/regress.sh
+	scripts/client-test.sh
 	scripts/demo.sh >/dev/null
 	@echo "make test: all layers passed"
 
