@@ -1,6 +1,14 @@
 -- Request context: transaction-local, pool-safe, readable by policies; every error with its SQLSTATE.
 \set SHOW_CONTEXT never
 SET search_path = public;
+
+-- A fresh session has not loaded the extension's library yet, so PostgreSQL keeps a SET of
+-- safeguard.tenant_id as a placeholder. The first call into the extension loads the library,
+-- which discards that value with a WARNING: it never reaches current_tenant().
+SET safeguard.tenant_id = '0000000a-0000-4000-8000-000000000001';
+SELECT safeguard.current_tenant() AS placeholder_discarded;
+SELECT current_setting('safeguard.tenant_id') AS raw_setting;
+
 CREATE ROLE sg_ctx_app NOSUPERUSER NOBYPASSRLS;
 
 -- Nothing set: NULL, never an error.
