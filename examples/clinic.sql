@@ -57,3 +57,35 @@ SELECT safeguard.ulid_at(s.starts_at)::safeguard.ulid, p.organization_id, p.id, 
   JOIN providers pr ON pr.organization_id = p.organization_id
  CROSS JOIN LATERAL (SELECT timestamptz '2026-01-05 09:00+00' + (n * interval '1 week') AS starts_at
                        FROM generate_series(0, 3) AS n) AS s;
+
+-- Contact details reach their tenant through the patient.
+CREATE TABLE patient_contacts (
+    id          uuid PRIMARY KEY DEFAULT safeguard.ulid(),
+    patient_id  uuid NOT NULL REFERENCES patients (id),
+    kind        text NOT NULL,
+    value       text NOT NULL
+);
+INSERT INTO patient_contacts (patient_id, kind, value)
+SELECT id, 'phone', '+1555' || lpad((row_number() OVER ())::text, 7, '0') FROM patients;
+
+-- Tenant isolation: every tenant-scoped table, one call each; contacts through their patient.
+-- clinic_app is what the application connects as (neither owner nor superuser);
+-- members of clinic_support see every clinic.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'clinic_app') THEN
+        CREATE ROLE clinic_app NOSUPERUSER NOBYPASSRLS;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'clinic_support') THEN
+        CREATE ROLE clinic_support NOSUPERUSER NOBYPASSRLS;
+    END IF;
+END $$;
+GRANT SELECT ON organizations TO clinic_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON providers, patients, appointments, patient_contacts TO clinic_app;
+DO $$
+BEGIN
+    PERFORM safeguard.isolate('providers', 'organization_id', 'clinic_support');
+    PERFORM safeguard.isolate('patients', 'organization_id', 'clinic_support');
+    PERFORM safeguard.isolate('appointments', 'organization_id', 'clinic_support');
+    PERFORM safeguard.isolate_via('patient_contacts', 'patient_id', 'patients');
+END $$;

@@ -24,3 +24,33 @@ SELECT count(*) AS january_appointments
 \echo 'The 16-byte type safeguard.ulid shows the ULID text and casts to uuid and timestamptz:'
 SELECT id, id::uuid AS as_uuid, id::timestamptz AS created, pg_column_size(id) AS bytes
   FROM appointments ORDER BY id LIMIT 3;
+
+\echo
+\echo '== 2. Tenant isolation =============================================================='
+\echo 'providers, patients, appointments are isolated by organization_id; patient_contacts through'
+\echo 'their patient. Row security is enabled and forced, so the table owner is bound too:'
+SELECT table_name, mode, tenant_column, parent, rls_enabled, rls_forced, policy_unchanged, key_indexed
+  FROM safeguard.isolated_tables ORDER BY table_name::text;
+
+\echo 'As the application role, without a context, nothing is visible (fail closed):'
+SET ROLE clinic_app;
+SELECT count(*) AS patients_visible FROM patients;
+
+\echo 'With a tenant set for the transaction, only that clinic''s rows:'
+BEGIN;
+SELECT safeguard.set_context((SELECT id FROM organizations WHERE name = 'Riverside Family Practice'));
+SELECT full_name FROM patients ORDER BY full_name LIMIT 3;
+SELECT count(*) AS contacts_visible FROM patient_contacts;
+\echo 'Writing a row for another clinic fails (SQLSTATE 42501):'
+DO $$
+BEGIN
+    INSERT INTO patients (organization_id, full_name)
+    SELECT id, 'Planted patient' FROM organizations WHERE name = 'Lakeview Physical Therapy';
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'refused: % (SQLSTATE %)', SQLERRM, SQLSTATE;
+END $$;
+COMMIT;
+
+\echo 'The context ended with the transaction: a pooled connection cannot pass it on.'
+SELECT count(*) AS patients_visible_after_commit FROM patients;
+RESET ROLE;
