@@ -73,7 +73,7 @@ SELECT bench, variant, count(*) AS reps,
 \echo 'Absolute figures (medians):'
 SELECT bench, variant, reps, round(ms::numeric, 1) AS median_ms,
        round((1000 * ms / CASE bench WHEN 'generation' THEN 1000000 ELSE 500000 END)::numeric, 3) AS us_per_row,
-       pg_size_pretty(bytes::bigint) AS pk_index
+       round((bytes / 1048576)::numeric, 2) AS pk_index_mib
   FROM medians ORDER BY bench, variant;
 
 \echo 'Ratios (baseline gen_random_uuid() / safeguard.ulid(); higher is faster; sizes ulid / uuid):'

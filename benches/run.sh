@@ -15,7 +15,11 @@ echo "date:       $(date -u '+%Y-%m-%d %H:%M UTC')"
 "${PSQL[@]}" -q -c "SET client_min_messages = warning" \
     -c "DROP DATABASE IF EXISTS safeguard_bench WITH (FORCE)" -c "CREATE DATABASE safeguard_bench"
 "${PSQL[@]}" -q -d safeguard_bench -c "CREATE EXTENSION pg_safeguard"
-for bench in "$ROOT"/benches/*.sql; do
-    say "benchmark $(basename "$bench" .sql)"
-    "${PSQL[@]}" -q -d safeguard_bench -f "$bench"
+for bench in "$ROOT"/benches/*.sql "$ROOT"/benches/*.sh; do
+    [ "$(basename "$bench")" = run.sh ] && continue
+    say "benchmark $(basename "${bench%.*}")"
+    case "$bench" in
+        *.sql) "${PSQL[@]}" -q -d safeguard_bench -f "$bench" ;;
+        *.sh) "$bench" ;;
+    esac
 done

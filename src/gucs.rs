@@ -37,6 +37,14 @@ static ISOLATION_DDL_HOOK: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub const IMPERSONATOR_SETTING: &CStr = c"safeguard.impersonator_id";
 pub const REQUEST_SETTING: &CStr = c"safeguard.request_id";
 
+/// The current value of a string setting of ours, without copying it. Valid until the setting
+/// changes: callers use it at once. The check hooks keep the `*_setting` names non-empty.
+pub fn name_in(setting: &GucSetting<Option<CString>>) -> &'static CStr {
+    // SAFETY: the GUC machinery keeps the pointer either NULL or a valid NUL-terminated string.
+    let raw = unsafe { *setting.as_ptr() };
+    if raw.is_null() { c"" } else { unsafe { CStr::from_ptr(raw) } }
+}
+
 /// Registers the extension's settings; called once per process from `_PG_init`.
 pub fn init() {
     // SAFETY: the hooks are #[pg_guard]ed and only read their arguments.

@@ -48,15 +48,14 @@ pub fn is_custom_setting_name(name: &[u8]) -> bool {
         && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
-fn configured_name(setting: &pgrx::GucSetting<Option<CString>>) -> CString {
-    // The check hook keeps these non-empty; the fallback only guards a reset to NULL.
-    setting.get().unwrap_or_else(|| c"safeguard.unset".to_owned())
-}
-
 /// Writes `value` ('' for none) into `name` for the current transaction only: what
-/// `set_config(name, value, true)` does, without going through SQL.
-fn set_local(name: &CStr, value: &str) {
-    let value = CString::new(value).unwrap_or_default();
+/// `set_config(name, value, true)` does, without going through SQL. A value the setting already
+/// has is not written again: that keeps set_context() as cheap as one set_config() call when
+/// most of the context stays empty.
+fn set_local(name: &CStr, value: &CStr) {
+    if read_setting(name).unwrap_or_default() == value.to_bytes() {
+        return;
+    }
     // SAFETY: both strings are valid and NUL-terminated; errors are raised as PostgreSQL errors.
     unsafe {
         pg_sys::set_config_option(
@@ -70,6 +69,19 @@ fn set_local(name: &CStr, value: &str) {
             false,
         );
     }
+}
+
+/// A uuid as the NUL-terminated text written into a setting; NULL as ''.
+fn id_value(id: Option<Uuid>) -> [u8; 37] {
+    let mut value = [0u8; 37];
+    if let Some(id) = id {
+        value[..36].copy_from_slice(&uuid_text(id.as_bytes()));
+    }
+    value
+}
+
+fn as_cstr(value: &[u8; 37]) -> &CStr {
+    CStr::from_bytes_until_nul(value).unwrap_or(c"")
 }
 
 /// The raw text of a setting, if it exists and is set.
@@ -117,24 +129,24 @@ fn set_context(
     impersonator_id: default!(Option<Uuid>, "NULL"),
     request_id: default!(Option<&str>, "NULL"),
 ) {
-    let as_text = |id: Option<Uuid>| id.map(|id| uuid_text(id.as_bytes())).unwrap_or_default();
+    let request_id = CString::new(request_id.unwrap_or("")).unwrap_or_default();
     let _writing = SettingContext::begin();
-    set_local(&configured_name(&gucs::TENANT_SETTING), &as_text(tenant_id));
-    set_local(&configured_name(&gucs::ACTOR_SETTING), &as_text(actor_id));
-    set_local(gucs::IMPERSONATOR_SETTING, &as_text(impersonator_id));
-    set_local(gucs::REQUEST_SETTING, request_id.unwrap_or(""));
+    set_local(gucs::name_in(&gucs::TENANT_SETTING), as_cstr(&id_value(tenant_id)));
+    set_local(gucs::name_in(&gucs::ACTOR_SETTING), as_cstr(&id_value(actor_id)));
+    set_local(gucs::IMPERSONATOR_SETTING, as_cstr(&id_value(impersonator_id)));
+    set_local(gucs::REQUEST_SETTING, &request_id);
 }
 
 /// The tenant of the current transaction, or NULL when none is set.
 #[pg_extern(stable, parallel_safe)]
 fn current_tenant() -> Option<Uuid> {
-    read_id("tenant", &configured_name(&gucs::TENANT_SETTING))
+    read_id("tenant", gucs::name_in(&gucs::TENANT_SETTING))
 }
 
 /// The application user of the current transaction, or NULL.
 #[pg_extern(stable, parallel_safe)]
 fn current_actor() -> Option<Uuid> {
-    read_id("actor", &configured_name(&gucs::ACTOR_SETTING))
+    read_id("actor", gucs::name_in(&gucs::ACTOR_SETTING))
 }
 
 /// Who acts on the actor's behalf (support staff, a proxy), or NULL.

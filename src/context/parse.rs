@@ -55,13 +55,17 @@ fn hex_digit(b: u8) -> Result<u8, MalformedId> {
 }
 
 /// The canonical text of a uuid (what PostgreSQL's uuid output prints), written into settings.
-pub fn uuid_text(bytes: &[u8; 16]) -> String {
-    let mut text = String::with_capacity(36);
+pub fn uuid_text(bytes: &[u8; 16]) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [b'-'; 36];
+    let mut at = 0;
     for (i, byte) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            text.push('-');
+            at += 1; // keep the hyphen
         }
-        text.push_str(&format!("{byte:02x}"));
+        text[at] = HEX[usize::from(byte >> 4)];
+        text[at + 1] = HEX[usize::from(byte & 0xF)];
+        at += 2;
     }
     text
 }
@@ -113,13 +117,13 @@ mod tests {
 
     #[test]
     fn canonical_text() {
-        assert_eq!(uuid_text(&ID), "01563e3a-b5d3-d676-4c61-efb99302bd5b");
+        assert_eq!(&uuid_text(&ID), b"01563e3a-b5d3-d676-4c61-efb99302bd5b");
     }
 
     proptest! {
         #[test]
         fn text_round_trips(bytes: [u8; 16]) {
-            prop_assert_eq!(parse_context_id(Some(uuid_text(&bytes).as_bytes())), Ok(Some(bytes)));
+            prop_assert_eq!(parse_context_id(Some(&uuid_text(&bytes))), Ok(Some(bytes)));
         }
 
         #[test]
