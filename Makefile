@@ -28,7 +28,8 @@ stop:
 	scripts/cluster.sh stop
 
 # Unit, property and #[pg_test] tests first; then the release build is installed and the golden
-# SQL tests, the connection-pool client test and the demo run against it in the throwaway cluster.
+# SQL tests, the connection-pool client test, the demo and a pg_dump/pg_restore round trip of the
+# demo database run against it in the throwaway cluster.
 test: setup
 	scripts/pgrx-test.sh
 	scripts/install.sh
@@ -36,6 +37,7 @@ test: setup
 	scripts/regress.sh
 	scripts/client-test.sh
 	scripts/demo.sh >/dev/null
+	scripts/dump-test.sh
 	@echo "make test: all layers passed"
 
 bench: install

@@ -22,8 +22,9 @@ CREATE TABLE safeguard.tenant_registry (
     admin_role       name,
     -- set on partitions: the partitioned table whose isolation they inherit
     root             regclass,
-    -- what isolate created, for unisolate to remove
-    created_indexes  regclass[] NOT NULL DEFAULT '{}',
+    -- indexes isolate created, for unisolate to remove: qualified, quoted names (not regclass:
+    -- pg_restore loads this table's rows before it creates indexes)
+    created_indexes  text[] NOT NULL DEFAULT '{}',
     -- the table's row security before isolate, for unisolate to restore
     rls_was_enabled  boolean NOT NULL,
     rls_was_forced   boolean NOT NULL,
@@ -213,9 +214,9 @@ BEGIN
         EXECUTE format('CREATE INDEX %I ON %s (%I)', index_name, tbl, key_column);
         UPDATE safeguard.tenant_registry r
            SET created_indexes = r.created_indexes
-                                 || (SELECT i.indexrelid::regclass FROM pg_index i
-                                       JOIN pg_class c ON c.oid = i.indexrelid
-                                      WHERE i.indrelid = _apply_isolation.tbl AND c.relname = index_name)
+                                 || (SELECT quote_ident(n.nspname) || '.' || quote_ident(index_name)
+                                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                      WHERE c.oid = _apply_isolation.tbl)
          WHERE r.tbl = _apply_isolation.tbl;
     END IF;
 
@@ -388,7 +389,7 @@ CREATE FUNCTION safeguard._remove_isolation(tbl regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET safeguard.isolation_ddl_hook = off AS $$
 DECLARE
     entry safeguard.tenant_registry;
-    idx regclass;
+    idx text;
 BEGIN
     SELECT * INTO entry FROM safeguard.tenant_registry r WHERE r.tbl = _remove_isolation.tbl;
     IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tbl AND p.polname = 'sg_tenant') THEN
@@ -404,8 +405,8 @@ BEGIN
         EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', tbl);
     END IF;
     FOREACH idx IN ARRAY entry.created_indexes LOOP
-        IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = idx) THEN
-            EXECUTE format('DROP INDEX %s', idx);
+        IF to_regclass(idx) IS NOT NULL THEN
+            EXECUTE 'DROP INDEX ' || idx;  -- idx is a quoted, qualified name
         END IF;
     END LOOP;
     DELETE FROM safeguard.tenant_registry r WHERE r.tbl = _remove_isolation.tbl;
@@ -478,10 +479,10 @@ BEGIN
      WHERE d.classid = 'pg_class'::regclass AND d.objid = r.tbl::oid AND d.objsubid = 0;
     UPDATE safeguard.tenant_registry r
        SET created_indexes = array(SELECT i FROM unnest(r.created_indexes) i
-                                    WHERE i::oid NOT IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d
-                                                          WHERE d.classid = 'pg_class'::regclass))
-     WHERE r.created_indexes && array(SELECT d.objid::regclass FROM pg_event_trigger_dropped_objects() d
-                                       WHERE d.classid = 'pg_class'::regclass);
+                                    WHERE i NOT IN (SELECT d.object_identity FROM pg_event_trigger_dropped_objects() d
+                                                     WHERE d.object_type = 'index'))
+     WHERE r.created_indexes && array(SELECT d.object_identity FROM pg_event_trigger_dropped_objects() d
+                                       WHERE d.object_type = 'index');
     DELETE FROM safeguard.tenant_auto_isolation a
      USING pg_event_trigger_dropped_objects() d
      WHERE d.object_type = 'schema' AND d.object_name = a.schema_name;

@@ -296,6 +296,14 @@ SELECT relrowsecurity AS still_enabled_as_before, relforcerowsecurity AS forced,
        (SELECT count(*) FROM pg_policy WHERE polrelid = 'prior_rls'::regclass) AS policies,
        (SELECT count(*) FROM pg_index WHERE indrelid = 'prior_rls'::regclass) AS indexes_kept
   FROM pg_class WHERE oid = 'prior_rls'::regclass;
+-- An index isolate created and someone dropped leaves the registry; unisolate still works.
+CREATE TABLE dropped_index (id int, tenant_id uuid);
+SELECT safeguard.isolate('dropped_index');
+SELECT created_indexes FROM safeguard.tenant_registry WHERE tbl = 'dropped_index'::regclass;
+DROP INDEX sg_dropped_index_tenant_id_idx;
+SELECT created_indexes FROM safeguard.tenant_registry WHERE tbl = 'dropped_index'::regclass;
+SELECT safeguard.unisolate('dropped_index');
+DROP TABLE dropped_index;
 SELECT safeguard.unisolate('contact_methods');
 SELECT safeguard.unisolate('patients');
 SELECT safeguard.unisolate('patients');

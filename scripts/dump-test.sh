@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# pg_dump/restore round trip of the demo database: the extension's registry (a config table),
+# the policies, forced row security and the ulid column survive, and isolation still holds.
+source "$(dirname "$0")/common.sh"
+say "dump and restore: safeguard_demo -> safeguard_restore"
+dump="$ROOT/target/safeguard_demo.dump"
+"$PG_BINDIR/pg_dump" --format=custom --file="$dump" safeguard_demo
+"${PSQL[@]}" -q -c "SET client_min_messages = warning" \
+    -c "DROP DATABASE IF EXISTS safeguard_restore WITH (FORCE)" -c "CREATE DATABASE safeguard_restore"
+"$PG_BINDIR/pg_restore" --exit-on-error --dbname=safeguard_restore "$dump"
+
+state() {
+    "${PSQL[@]}" -At -d "$1" <<'SQL'
+SELECT string_agg(format('%s %s %s %s %s %s %s', table_name, mode, rls_enabled, rls_forced,
+                         policy_present, policy_unchanged, key_indexed), E'\n' ORDER BY table_name::text)
+  FROM safeguard.isolated_tables;
+SELECT count(*) FROM safeguard.tenant_registry;
+SELECT string_agg(id::text, ',' ORDER BY id) FROM appointments;
+SET ROLE clinic_app;
+SELECT count(*) FROM patients;
+BEGIN;
+SELECT safeguard.set_context((SELECT id FROM organizations WHERE name = 'Riverside Family Practice'));
+SELECT count(*) FROM patients;
+SELECT count(*) FROM patient_contacts;
+COMMIT;
+SQL
+}
+before=$(state safeguard_demo)
+after=$(state safeguard_restore)
+if [ "$before" != "$after" ]; then
+    diff <(echo "$before") <(echo "$after") >&2 || true
+    die "the restored database differs from the original"
+fi
+echo "restored: $(grep -c " direct \| via " <<<"$after") isolated tables as before, isolation holds"
