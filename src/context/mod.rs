@@ -164,7 +164,7 @@ fn current_request_id() -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+mod unit_tests {
     use super::is_custom_setting_name;
 
     #[test]
@@ -177,5 +177,47 @@ mod tests {
         assert!(!is_custom_setting_name(b"x."));
         assert!(!is_custom_setting_name(b"app.x; DROP TABLE y"));
         assert!(!is_custom_setting_name(&[b'a'; 64]));
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn text(sql: &str) -> Option<String> {
+        Spi::get_one::<String>(sql).expect("query failed")
+    }
+
+    #[pg_test]
+    fn context_is_visible_in_its_transaction() {
+        assert_eq!(text("SELECT safeguard.current_tenant()::text"), None);
+        Spi::run(
+            "SELECT safeguard.set_context('0000000a-0000-4000-8000-000000000001',
+                                          request_id => 'req-1')",
+        )
+        .unwrap();
+        assert_eq!(
+            text("SELECT safeguard.current_tenant()::text").as_deref(),
+            Some("0000000a-0000-4000-8000-000000000001")
+        );
+        assert_eq!(text("SELECT safeguard.current_actor()::text"), None);
+        assert_eq!(text("SELECT safeguard.current_request_id()").as_deref(), Some("req-1"));
+        Spi::run("SELECT safeguard.set_context(NULL)").unwrap();
+        assert_eq!(text("SELECT safeguard.current_tenant()::text"), None);
+        assert_eq!(text("SELECT safeguard.current_request_id()"), None);
+    }
+
+    #[pg_test(error = "the request context can only be set by safeguard.set_context()")]
+    fn context_settings_refuse_other_writers() {
+        Spi::run("SELECT set_config('safeguard.tenant_id', '0000000a-0000-4000-8000-000000000001', true)")
+            .unwrap();
+    }
+
+    #[pg_test(error = "invalid tenant id in setting \"app.tenant\"")]
+    fn malformed_adopted_setting_is_an_error() {
+        Spi::run("SET LOCAL safeguard.tenant_setting = 'app.tenant'").unwrap();
+        Spi::run("SELECT set_config('app.tenant', 'not-a-uuid', true)").unwrap();
+        Spi::run("SELECT safeguard.current_tenant()").unwrap();
     }
 }
