@@ -78,7 +78,7 @@ BEGIN
     IF kind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '% is not a table', tbl
             USING ERRCODE = '42809',
-                  HINT = 'Row-level isolation applies to ordinary and partitioned tables; isolate the tables a view or materialized view reads.';
+                  HINT = 'Isolation and auditing apply to ordinary and partitioned tables; for a view, apply them to the tables it reads.';
     END IF;
     IF NOT pg_has_role(owner, 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl

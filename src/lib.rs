@@ -1,6 +1,7 @@
 //! pg_safeguard: the safeguards a multi-tenant healthcare database needs, enforced in PostgreSQL.
 //! This file stays thin: one module per capability, the shared error type and the settings.
 
+pub mod audit;
 pub mod context;
 pub mod error;
 pub mod gucs;

@@ -1,0 +1,176 @@
+-- Audit trail: the log, its append-only guard, and the helpers that put the Rust trigger
+-- (safeguard._audit_trigger) on a table.
+
+CREATE TABLE safeguard.audit_log (
+    id               uuid PRIMARY KEY DEFAULT safeguard.ulid(),
+    occurred_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    tenant_id        uuid,
+    actor_id         uuid,
+    impersonator_id  uuid,
+    request_id       text,
+    db_user          name NOT NULL,
+    client_addr      inet,
+    application_name text,
+    txid             bigint,
+    table_schema     name NOT NULL,
+    table_name       name NOT NULL,
+    operation        text NOT NULL CHECK (operation IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'READ')),
+    record_id        jsonb,
+    old_data         jsonb,
+    new_data         jsonb,
+    changed_columns  name[]
+);
+COMMENT ON TABLE safeguard.audit_log IS
+    'Append-only audit trail written by safeguard.enable_audit() triggers and safeguard.audit_read()';
+-- A record's history; a tenant's activity over time; time ranges (BRIN: the log is written in
+-- time order, so a block-range index is tiny and costs the writers next to nothing).
+CREATE INDEX audit_log_record_idx ON safeguard.audit_log (table_schema, table_name, record_id);
+CREATE INDEX audit_log_tenant_time_idx ON safeguard.audit_log (tenant_id, occurred_at);
+CREATE INDEX audit_log_time_idx ON safeguard.audit_log USING brin (occurred_at);
+SELECT pg_catalog.pg_extension_config_dump('safeguard.audit_log', '');
+
+-- Reads are tenant-scoped like an isolated table. Not forced: the log's owner writes it (the
+-- trigger switches to the owner for its insert), everyone else only reads, per tenant.
+ALTER TABLE safeguard.audit_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY sg_tenant ON safeguard.audit_log FOR SELECT TO PUBLIC
+    USING (tenant_id = (SELECT safeguard.current_tenant()));
+REVOKE ALL ON safeguard.audit_log FROM PUBLIC;
+GRANT SELECT ON safeguard.audit_log TO PUBLIC;
+
+-- Append-only for everyone, the owner and superusers included; ALWAYS, so that
+-- session_replication_role = replica does not switch it off.
+CREATE TRIGGER sg_audit_guard BEFORE UPDATE OR DELETE ON safeguard.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
+CREATE TRIGGER sg_audit_guard_truncate BEFORE TRUNCATE ON safeguard.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
+ALTER TABLE safeguard.audit_log ENABLE ALWAYS TRIGGER sg_audit_guard;
+ALTER TABLE safeguard.audit_log ENABLE ALWAYS TRIGGER sg_audit_guard_truncate;
+
+CREATE TABLE safeguard.audit_registry (
+    tbl              regclass PRIMARY KEY,
+    exclude_columns  name[] NOT NULL DEFAULT '{}',
+    log_unchanged    boolean NOT NULL DEFAULT false,
+    enabled_at       timestamptz NOT NULL DEFAULT now(),
+    enabled_by       name NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE safeguard.audit_registry IS 'Tables audited by safeguard.enable_audit(), with their options';
+SELECT pg_catalog.pg_extension_config_dump('safeguard.audit_registry', '');
+ALTER TABLE safeguard.audit_registry ENABLE ROW LEVEL SECURITY;
+CREATE POLICY sg_read ON safeguard.audit_registry FOR SELECT USING (true);
+CREATE POLICY sg_owner ON safeguard.audit_registry FOR ALL
+    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'));
+REVOKE ALL ON safeguard.audit_registry FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON safeguard.audit_registry TO PUBLIC;
+
+CREATE FUNCTION safeguard._drop_audit_triggers(tbl regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    trigger_name name;
+BEGIN
+    FOR trigger_name IN
+        SELECT t.tgname FROM pg_trigger t WHERE t.tgrelid = tbl AND t.tgname IN ('sg_audit', 'sg_audit_truncate')
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, tbl);
+    END LOOP;
+END $$;
+
+CREATE FUNCTION safeguard.enable_audit(tbl regclass, exclude_columns name[] DEFAULT '{}', log_unchanged boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET safeguard.isolation_ddl_hook = off AS $$
+DECLARE
+    col name;
+    key_columns name[];
+    tenant_column name;
+    args text;
+BEGIN
+    PERFORM safeguard._require_own_table(tbl);
+    IF (SELECT c.relnamespace FROM pg_class c WHERE c.oid = tbl) = 'safeguard'::regnamespace THEN
+        RAISE EXCEPTION 'the extension''s own table % cannot be audited', tbl
+            USING ERRCODE = '22023', HINT = 'The audit log is the audit trail itself, and append-only.';
+    END IF;
+    FOREACH col IN ARRAY coalesce(exclude_columns, '{}') LOOP
+        PERFORM safeguard._column_type(tbl, col, 'column to exclude');
+    END LOOP;
+    SELECT array_agg(a.attname ORDER BY k.ord) INTO key_columns
+      FROM pg_index i
+      CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k (attnum, ord)
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     WHERE i.indrelid = tbl AND i.indisprimary;
+    IF key_columns IS NULL THEN
+        RAISE NOTICE 'table % has no primary key: its audit entries identify a record by its whole row', tbl
+            USING HINT = 'Add a primary key so that safeguard.audit_history() can follow a record through updates.';
+    END IF;
+    -- An isolated table's entries carry the row's own tenant.
+    SELECT r.tenant_column INTO tenant_column FROM safeguard.tenant_registry r
+     WHERE r.tbl = enable_audit.tbl AND r.mode = 'direct';
+    -- The trigger's arguments: tenant column, log_unchanged, number of key columns, key columns,
+    -- excluded columns (see src/audit/changes.rs).
+    SELECT string_agg(quote_literal(v), ', ' ORDER BY o) INTO args
+      FROM unnest(ARRAY[coalesce(tenant_column, ''), log_unchanged::text,
+                        coalesce(cardinality(key_columns), 0)::text]
+                  || coalesce(key_columns::text[], '{}') || coalesce(exclude_columns::text[], '{}'))
+           WITH ORDINALITY AS a (v, o);
+    PERFORM safeguard._drop_audit_triggers(tbl);
+    EXECUTE format('CREATE TRIGGER sg_audit AFTER INSERT OR UPDATE OR DELETE ON %s
+                    FOR EACH ROW EXECUTE FUNCTION safeguard._audit_trigger(%s)', tbl, args);
+    EXECUTE format('CREATE TRIGGER sg_audit_truncate AFTER TRUNCATE ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_trigger(%s)', tbl, args);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit', tbl);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_truncate', tbl);
+    INSERT INTO safeguard.audit_registry AS r (tbl, exclude_columns, log_unchanged)
+    VALUES (tbl, coalesce(exclude_columns, '{}'), log_unchanged)
+    ON CONFLICT ON CONSTRAINT audit_registry_pkey DO UPDATE
+       SET exclude_columns = excluded.exclude_columns, log_unchanged = excluded.log_unchanged;
+END $$;
+COMMENT ON FUNCTION safeguard.enable_audit(regclass, name[], boolean) IS
+    'Log every INSERT, UPDATE, DELETE and TRUNCATE of a table in safeguard.audit_log';
+
+CREATE FUNCTION safeguard.disable_audit(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET safeguard.isolation_ddl_hook = off AS $$
+BEGIN
+    PERFORM safeguard._require_own_table(tbl);
+    PERFORM safeguard._drop_audit_triggers(tbl);
+    DELETE FROM safeguard.audit_registry r WHERE r.tbl = disable_audit.tbl;
+END $$;
+COMMENT ON FUNCTION safeguard.disable_audit(regclass) IS 'Stop auditing a table (its log entries stay)';
+
+CREATE VIEW safeguard.audited_tables WITH (security_invoker = true) AS
+SELECT r.tbl AS table_name,
+       r.exclude_columns,
+       r.log_unchanged,
+       t.oid IS NOT NULL AS trigger_present,
+       coalesce(t.tgenabled = 'A', false) AS trigger_enabled_always,
+       r.enabled_at,
+       r.enabled_by
+  FROM safeguard.audit_registry r
+  LEFT JOIN pg_catalog.pg_trigger t ON t.tgrelid = r.tbl AND t.tgname = 'sg_audit';
+COMMENT ON VIEW safeguard.audited_tables IS 'Audited tables, their options, and whether the trigger is still in place';
+GRANT SELECT ON safeguard.audited_tables TO PUBLIC;
+
+CREATE FUNCTION safeguard.audit_history(tbl regclass, record_id jsonb)
+RETURNS SETOF safeguard.audit_log
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT l.*
+      FROM safeguard.audit_log l
+      JOIN pg_class c ON c.oid = tbl
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE l.table_schema = n.nspname AND l.table_name = c.relname AND l.record_id = audit_history.record_id
+     ORDER BY l.id DESC
+$$;
+COMMENT ON FUNCTION safeguard.audit_history(regclass, jsonb) IS
+    'One record''s audit timeline, newest first (tenant-scoped like the log)';
+
+-- Dropped tables leave the audit registry (their log entries stay). SECURITY DEFINER for the
+-- same reason as safeguard._on_drop_isolated(): the dropped table's owner can no longer be
+-- looked up by the registry's owner policy.
+CREATE FUNCTION safeguard._on_drop_audited() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM safeguard.audit_registry r
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objid = r.tbl::oid AND d.objsubid = 0;
+END $$;
+REVOKE ALL ON FUNCTION safeguard._on_drop_audited() FROM PUBLIC;
+CREATE EVENT TRIGGER sg_forget_dropped_audited ON sql_drop EXECUTE FUNCTION safeguard._on_drop_audited();

@@ -1,0 +1,380 @@
+//! Audit trail: one generic trigger written in Rust, an append-only log.
+//!
+//! SQL surface (`sql/audit.sql`): the log `safeguard.audit_log`, `enable_audit()`,
+//! `disable_audit()`, the view `audited_tables`, `audit_history()`. Here: the row trigger,
+//! the log's append-only guard and `audit_read()`.
+//!
+//! The trigger compares old and new rows column by column in Rust (binary equality) and writes
+//! one log row through a statement prepared once per backend. The JSON of the row is built by
+//! PostgreSQL's own `to_jsonb` on the whole row, minus the keys that are not logged, so every
+//! type is rendered the way `to_jsonb` renders it (an encrypted column's stored text included).
+//! The log is written as its owner, the extension's owner: application roles can read their
+//! tenant's rows of the log but cannot insert, update or delete any.
+
+mod changes;
+
+use crate::error::SafeguardError;
+use changes::{parse_trigger_args, what_to_log, BadTriggerArgs, Change, Column, TriggerArgs};
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
+use pgrx::{PgBuiltInOids, PgOid, PgRelation, PgSqlErrorCode};
+use std::cell::RefCell;
+use std::ffi::CStr;
+
+pgrx::extension_sql_file!(
+    "../../sql/audit.sql",
+    name = "audit",
+    requires = ["tenancy", ids::ulid, _audit_trigger, _audit_guard]
+);
+
+/// One log row per audited change. The row values arrive as `record` parameters and become JSON
+/// here, in one statement, so the server renders them exactly as `to_jsonb` does.
+const INSERT_CHANGE: &str = "\
+INSERT INTO safeguard.audit_log
+       (tenant_id, actor_id, impersonator_id, request_id, db_user, client_addr, application_name,
+        txid, table_schema, table_name, operation, record_id, old_data, new_data, changed_columns)
+SELECT CASE WHEN $6 IS NULL THEN safeguard.current_tenant() ELSE (r.ident ->> $6)::uuid END,
+       safeguard.current_actor(), safeguard.current_impersonator(), safeguard.current_request_id(),
+       $11, pg_catalog.inet_client_addr(), pg_catalog.current_setting('application_name'),
+       pg_catalog.txid_current(), $8, $9, $7, r.ident - $4, to_jsonb($1) - $3, to_jsonb($2) - $3,
+       $10::name[]
+  FROM (SELECT to_jsonb($5) AS ident) AS r";
+
+const INSERT_READ: &str = "\
+INSERT INTO safeguard.audit_log
+       (tenant_id, actor_id, impersonator_id, request_id, db_user, client_addr, application_name,
+        txid, table_schema, table_name, operation, record_id, new_data)
+VALUES (safeguard.current_tenant(), safeguard.current_actor(), safeguard.current_impersonator(),
+        safeguard.current_request_id(), $1, pg_catalog.inet_client_addr(),
+        pg_catalog.current_setting('application_name'), pg_catalog.txid_current(), $2, $3, 'READ',
+        $4, CASE WHEN $5 IS NULL THEN NULL ELSE pg_catalog.jsonb_build_object('purpose', $5) END)";
+
+struct Writer {
+    insert_change: OwnedPreparedStatement,
+    /// The log's owner, as whom the log is written.
+    log_owner: pg_sys::Oid,
+}
+
+thread_local! {
+    static WRITER: RefCell<Option<Writer>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` as `user` (what SECURITY DEFINER does), restoring the caller's identity afterwards,
+/// also when `f` raises an error.
+struct AsUser {
+    saved_user: pg_sys::Oid,
+    saved_context: i32,
+}
+
+impl AsUser {
+    fn switch_to(user: pg_sys::Oid) -> Self {
+        let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
+        // SAFETY: plain calls into PostgreSQL's user-identity bookkeeping.
+        unsafe {
+            pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+            pg_sys::SetUserIdAndSecContext(
+                user,
+                saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+            );
+        }
+        AsUser { saved_user, saved_context }
+    }
+}
+
+impl Drop for AsUser {
+    fn drop(&mut self) {
+        // SAFETY: restores what switch_to saved.
+        unsafe { pg_sys::SetUserIdAndSecContext(self.saved_user, self.saved_context) };
+    }
+}
+
+fn current_user_name() -> String {
+    // SAFETY: GetUserNameFromId with noerr=false returns a valid palloc'd string or raises.
+    unsafe {
+        let name = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false);
+        CStr::from_ptr(name).to_string_lossy().into_owned()
+    }
+}
+
+fn text_array(values: Vec<String>) -> DatumWithOid<'static> {
+    // SAFETY: a Vec<String> is a text[] datum.
+    unsafe { DatumWithOid::new(values, PgBuiltInOids::TEXTARRAYOID.value()) }
+}
+
+fn text(value: Option<String>) -> DatumWithOid<'static> {
+    // SAFETY: a String is a text datum.
+    unsafe { DatumWithOid::new(value, PgBuiltInOids::TEXTOID.value()) }
+}
+
+/// A heap tuple as a composite datum (toasted fields inlined), or NULL.
+fn record(tuple: Option<(pg_sys::HeapTuple, pg_sys::TupleDesc)>) -> DatumWithOid<'static> {
+    match tuple {
+        // SAFETY: the tuple and descriptor come from the trigger's relation.
+        Some((tuple, desc)) => unsafe {
+            let datum = pg_sys::heap_copy_tuple_as_datum(tuple, desc);
+            DatumWithOid::new(datum, pg_sys::RECORDOID)
+        },
+        None => DatumWithOid::null_oid(pg_sys::RECORDOID),
+    }
+}
+
+/// Runs `f` with this backend's writer (prepared on first use) inside an SPI connection.
+fn with_writer<R>(f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>, &Writer) -> R) -> R {
+    Spi::connect_mut(|client| {
+        WRITER.with_borrow_mut(|slot| {
+            if slot.is_none() {
+                let types: Vec<PgOid> = [
+                    pg_sys::RECORDOID,
+                    pg_sys::RECORDOID,
+                    pg_sys::TEXTARRAYOID,
+                    pg_sys::TEXTARRAYOID,
+                    pg_sys::RECORDOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTARRAYOID,
+                    pg_sys::TEXTOID,
+                ]
+                .into_iter()
+                .map(PgOid::from)
+                .collect();
+                let insert_change = client
+                    .prepare_mut(INSERT_CHANGE, &types)
+                    .unwrap_or_else(|e| pgrx::error!("pg_safeguard: preparing the audit insert failed: {e}"))
+                    .keep();
+                let log_owner = client
+                    .select(
+                        "SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'safeguard.audit_log'::pg_catalog.regclass",
+                        None,
+                        &[],
+                    )
+                    .ok()
+                    .and_then(|table| table.first().get_one::<pg_sys::Oid>().ok().flatten())
+                    .unwrap_or_else(|| pgrx::error!("pg_safeguard: safeguard.audit_log not found"));
+                *slot = Some(Writer { insert_change, log_owner });
+            }
+            let writer = slot.as_ref().expect("writer was just prepared");
+            f(client, writer)
+        })
+    })
+}
+
+impl From<BadTriggerArgs> for SafeguardError {
+    fn from(_: BadTriggerArgs) -> Self {
+        SafeguardError::new(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "the audit trigger has arguments it does not understand",
+        )
+        .with_hint("Create audit triggers with safeguard.enable_audit(), not by hand.")
+    }
+}
+
+/// Binary equality of one column in two tuples (what PostgreSQL's datumIsEqual does): a value
+/// whose bytes differ counts as changed.
+///
+/// # Safety
+/// Both tuples must have been formed with `desc`; `attr` must be attribute `attnum` of `desc`.
+unsafe fn same_value(
+    old: pg_sys::HeapTuple,
+    new: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+    attnum: i32,
+    attr: &pg_sys::FormData_pg_attribute,
+) -> bool {
+    unsafe {
+        let (mut old_null, mut new_null) = (false, false);
+        let a = pg_sys::heap_getattr(old, attnum, desc, &mut old_null);
+        let b = pg_sys::heap_getattr(new, attnum, desc, &mut new_null);
+        if old_null || new_null {
+            return old_null && new_null;
+        }
+        if attr.attbyval {
+            return a == b;
+        }
+        let (pa, pb) = (a.cast_mut_ptr::<u8>(), b.cast_mut_ptr::<u8>());
+        let len = match attr.attlen {
+            len if len > 0 => len as usize,
+            -1 => {
+                let (la, lb) = (
+                    pgrx::varlena::varsize_any(pa.cast()),
+                    pgrx::varlena::varsize_any(pb.cast()),
+                );
+                if la != lb {
+                    return false;
+                }
+                la
+            }
+            _ => {
+                let (sa, sb) = (CStr::from_ptr(pa.cast()), CStr::from_ptr(pb.cast()));
+                return sa == sb;
+            }
+        };
+        std::slice::from_raw_parts(pa, len) == std::slice::from_raw_parts(pb, len)
+    }
+}
+
+/// The row trigger of audited tables (AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW) and their
+/// TRUNCATE trigger (AFTER TRUNCATE FOR EACH STATEMENT). `enable_audit()` creates both.
+#[pg_trigger]
+fn _audit_trigger<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    let args = parse_trigger_args(&trigger.extra_args()?)
+        .unwrap_or_else(|e| SafeguardError::from(e).report());
+    let data = trigger.trigger_data();
+    let operation = trigger.op()?;
+    let schema = trigger.table_schema()?;
+    let table = trigger.table_name()?;
+    let change = match operation {
+        PgTriggerOperation::Insert => Change::Insert,
+        PgTriggerOperation::Update => Change::Update,
+        PgTriggerOperation::Delete => Change::Delete,
+        PgTriggerOperation::Truncate => {
+            write_change(&args, "TRUNCATE", schema, table, None, None, None, vec![], vec![], None);
+            return Ok(None);
+        }
+    };
+    // SAFETY: PostgreSQL hands a row trigger its relation and the tuples of this change.
+    let desc = unsafe { (*data.tg_relation).rd_att };
+    let natts = unsafe { (*desc).natts } as usize;
+    let attrs = unsafe { (*desc).attrs.as_slice(natts) };
+    let (old, new) = match change {
+        Change::Insert => (None, Some(data.tg_trigtuple)),
+        Change::Update => (Some(data.tg_trigtuple), Some(data.tg_newtuple)),
+        Change::Delete => (Some(data.tg_trigtuple), None),
+    };
+
+    let mut names = Vec::with_capacity(natts);
+    let mut columns = Vec::with_capacity(natts);
+    for (i, attr) in attrs.iter().enumerate() {
+        if attr.attisdropped {
+            continue;
+        }
+        // SAFETY: attname is a NUL-terminated NameData.
+        let name = unsafe { CStr::from_ptr(attr.attname.data.as_ptr()) }.to_string_lossy();
+        let unchanged = match (old, new) {
+            // SAFETY: both tuples belong to this relation and attribute i + 1 is `attr`.
+            (Some(o), Some(n)) => unsafe { same_value(o, n, desc, i as i32 + 1, attr) },
+            _ => false,
+        };
+        names.push((name.into_owned(), unchanged));
+    }
+    for (name, unchanged) in &names {
+        columns.push(Column { name, excluded: args.excluded.iter().any(|e| e == name), unchanged: *unchanged });
+    }
+    let Some(logged) = what_to_log(change, &columns, args.log_unchanged) else {
+        return Ok(None);
+    };
+    let not_key: Vec<String> = if args.primary_key.is_empty() {
+        vec![]
+    } else {
+        names.iter().map(|(n, _)| n).filter(|n| !args.primary_key.contains(n)).cloned().collect()
+    };
+    // Identify the record by its primary key as it is after the change (as it was, for a
+    // DELETE); a table without one by its whole row as it was before the change.
+    let ident = match change {
+        Change::Delete => old,
+        Change::Update if args.primary_key.is_empty() => old,
+        _ => new,
+    };
+    let op = match change {
+        Change::Insert => "INSERT",
+        Change::Update => "UPDATE",
+        Change::Delete => "DELETE",
+    };
+    write_change(
+        &args,
+        op,
+        schema,
+        table,
+        old.map(|t| (t, desc)),
+        new.map(|t| (t, desc)),
+        ident.map(|t| (t, desc)),
+        logged.dropped_keys,
+        not_key,
+        logged.changed_columns,
+    );
+    Ok(None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_change(
+    args: &TriggerArgs,
+    operation: &str,
+    schema: String,
+    table: String,
+    old: Option<(pg_sys::HeapTuple, pg_sys::TupleDesc)>,
+    new: Option<(pg_sys::HeapTuple, pg_sys::TupleDesc)>,
+    ident: Option<(pg_sys::HeapTuple, pg_sys::TupleDesc)>,
+    dropped_keys: Vec<String>,
+    not_key: Vec<String>,
+    changed_columns: Option<Vec<String>>,
+) {
+    let db_user = current_user_name();
+    let params = [
+        record(old),
+        record(new),
+        text_array(dropped_keys),
+        text_array(not_key),
+        record(ident),
+        text(args.tenant_column.clone()),
+        text(Some(operation.to_owned())),
+        text(Some(schema)),
+        text(Some(table)),
+        // SAFETY: a Vec<String> is a text[] datum.
+        unsafe { DatumWithOid::new(changed_columns, PgBuiltInOids::TEXTARRAYOID.value()) },
+        text(Some(db_user)),
+    ];
+    with_writer(|client, writer| {
+        let _as_owner = AsUser::switch_to(writer.log_owner);
+        client
+            .update(&writer.insert_change, None, &params)
+            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: writing the audit log failed: {e}"));
+    });
+}
+
+/// BEFORE UPDATE OR DELETE and BEFORE TRUNCATE (FOR EACH STATEMENT, ENABLE ALWAYS) on
+/// safeguard.audit_log: the log is append-only for everyone, its owner and superusers included.
+#[pg_trigger]
+fn _audit_guard<'a>(
+    _trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    SafeguardError::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, "safeguard.audit_log is append-only")
+        .with_detail("Rows of the audit log cannot be updated, deleted or truncated, by any role.")
+        .report()
+}
+
+/// Records that the current user read a record (access logging, which triggers cannot see).
+/// The caller must be allowed to SELECT from the table.
+#[pg_extern(volatile, parallel_unsafe)]
+fn audit_read(tbl: PgRelation, record_id: pgrx::JsonB, purpose: default!(Option<&str>, "NULL")) {
+    // SAFETY: plain ACL check for the current user on an open relation.
+    let allowed = unsafe {
+        pg_sys::pg_class_aclcheck(tbl.oid(), pg_sys::GetUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode)
+    } == pg_sys::AclResult::ACLCHECK_OK;
+    if !allowed {
+        SafeguardError::new(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied for table {}", tbl.name()),
+        )
+        .with_hint("Only a role that may read the table can record a read of it.")
+        .report();
+    }
+    let params = [
+        text(Some(current_user_name())),
+        text(Some(tbl.namespace().to_owned())),
+        text(Some(tbl.name().to_owned())),
+        // SAFETY: JsonB is a jsonb datum.
+        unsafe { DatumWithOid::new(record_id, PgBuiltInOids::JSONBOID.value()) },
+        text(purpose.map(str::to_owned)),
+    ];
+    with_writer(|client, writer| {
+        let _as_owner = AsUser::switch_to(writer.log_owner);
+        client
+            .update(INSERT_READ, None, &params)
+            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: writing the audit log failed: {e}"));
+    });
+}

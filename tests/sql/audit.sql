@@ -1,0 +1,193 @@
+-- Audit trail: what is captured, what is not, and who cannot change the log.
+\set SHOW_CONTEXT never
+SET search_path = public;
+SET client_min_messages = notice;
+SET application_name = 'audit-test';
+
+CREATE ROLE sg_aud_owner NOSUPERUSER NOBYPASSRLS;
+CREATE ROLE sg_aud_app NOSUPERUSER NOBYPASSRLS;
+GRANT CREATE ON SCHEMA public TO sg_aud_owner;
+
+SET ROLE sg_aud_owner;
+CREATE TABLE charts (
+    id        uuid PRIMARY KEY DEFAULT safeguard.ulid(),
+    tenant_id uuid NOT NULL,
+    diagnosis text,
+    ssn       text,
+    weight    numeric,
+    codes     text[],
+    extra     jsonb,
+    seen_at   timestamptz
+);
+CREATE TABLE lookups (code text, label text);   -- no primary key, not isolated
+CREATE VIEW chart_view AS SELECT id FROM charts;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON charts, lookups TO sg_aud_app;
+SELECT safeguard.isolate('charts');
+
+-- Bad calls, each with its SQLSTATE.
+SELECT safeguard.enable_audit('charts', '{no_such_column}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT safeguard.enable_audit('chart_view');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT safeguard.enable_audit('safeguard.audit_log');
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE sg_aud_app;
+SELECT safeguard.enable_audit('charts');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+SET ROLE sg_aud_owner;
+SELECT safeguard.enable_audit('charts', exclude_columns => '{ssn}');
+SELECT safeguard.enable_audit('charts', exclude_columns => '{ssn}');   -- idempotent
+SELECT safeguard.enable_audit('lookups');                              -- NOTICE: no primary key
+RESET ROLE;
+SELECT table_name, exclude_columns, log_unchanged, trigger_present, trigger_enabled_always
+  FROM safeguard.audited_tables ORDER BY table_name::text;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'charts'::regclass ORDER BY tgname;
+
+-- Changes by the application role, in a request context.
+SET ROLE sg_aud_app;
+BEGIN;
+SELECT safeguard.set_context('0000000a-0000-4000-8000-000000000001', '0000000a-0000-4000-8000-0000000000a1',
+                             '0000000a-0000-4000-8000-0000000000f1', 'req-1');
+INSERT INTO charts (id, tenant_id, diagnosis, ssn, weight, codes, extra, seen_at)
+VALUES ('01a200d4-0000-7000-8000-000000000001', '0000000a-0000-4000-8000-000000000001', 'J45.909',
+        '123-45-6789', 71.50, '{J45,R06}', '{"allergies": ["penicillin"]}', '2026-01-02 03:04:05+00');
+UPDATE charts SET diagnosis = 'J45.40', ssn = '987-65-4321' WHERE id = '01a200d4-0000-7000-8000-000000000001';
+UPDATE charts SET ssn = '000-00-0000';              -- only an excluded column: not logged
+UPDATE charts SET weight = weight, codes = codes;   -- nothing changed: not logged
+SAVEPOINT s;
+UPDATE charts SET diagnosis = 'rolled back';
+ROLLBACK TO s;
+DELETE FROM charts;
+SELECT txid_current() AS txid \gset
+COMMIT;
+-- A rolled-back transaction leaves no entry.
+BEGIN;
+SELECT safeguard.set_context('0000000a-0000-4000-8000-000000000001');
+INSERT INTO charts (tenant_id, diagnosis) VALUES ('0000000a-0000-4000-8000-000000000001', 'never');
+ROLLBACK;
+RESET ROLE;
+
+SELECT operation, tenant_id, actor_id, impersonator_id, request_id, db_user, application_name,
+       client_addr IS NULL AS local_socket, txid = :txid AS same_txid, table_schema, table_name,
+       record_id, old_data, new_data, changed_columns
+  FROM safeguard.audit_log WHERE table_name = 'charts' ORDER BY id;
+-- Excluded columns never appear.
+SELECT count(*) AS entries_mentioning_ssn FROM safeguard.audit_log
+ WHERE old_data ? 'ssn' OR new_data ? 'ssn' OR 'ssn' = ANY (changed_columns);
+
+-- log_unchanged: updates that change nothing (or only excluded columns) are logged too.
+SET ROLE sg_aud_owner;
+SELECT safeguard.enable_audit('charts', '{ssn}', log_unchanged => true);
+BEGIN;
+SELECT safeguard.set_context('0000000a-0000-4000-8000-000000000001');
+INSERT INTO charts (id, tenant_id, diagnosis) VALUES ('01a200d4-0000-7000-8000-000000000002', '0000000a-0000-4000-8000-000000000001', 'Z00.00');
+UPDATE charts SET diagnosis = diagnosis;
+COMMIT;
+RESET ROLE;
+SELECT operation, old_data, new_data, changed_columns FROM safeguard.audit_log
+ WHERE record_id = '{"id": "01a200d4-0000-7000-8000-000000000002"}' ORDER BY id;
+
+-- A table without a primary key: the record is its whole row; no context: tenant is NULL.
+SET ROLE sg_aud_app;
+INSERT INTO lookups VALUES ('A', 'Alpha');
+UPDATE lookups SET label = 'Alef';
+TRUNCATE lookups;
+RESET ROLE;
+SELECT operation, tenant_id, record_id, old_data, new_data, changed_columns
+  FROM safeguard.audit_log WHERE table_name = 'lookups' ORDER BY id;
+
+-- Bulk statements: one entry per row.
+SET ROLE sg_aud_owner;
+BEGIN;
+SELECT safeguard.set_context('0000000b-0000-4000-8000-000000000002');
+INSERT INTO charts (tenant_id, diagnosis)
+SELECT '0000000b-0000-4000-8000-000000000002', 'bulk ' || n FROM generate_series(1, 1000) n;
+UPDATE charts SET weight = 1;
+COMMIT;
+RESET ROLE;
+SELECT operation, count(*) FROM safeguard.audit_log WHERE tenant_id = '0000000b-0000-4000-8000-000000000002'
+ GROUP BY operation ORDER BY operation;
+
+-- Reads of the log are tenant-scoped.
+SET ROLE sg_aud_app;
+SELECT count(*) AS without_context FROM safeguard.audit_log;
+BEGIN;
+SELECT safeguard.set_context('0000000a-0000-4000-8000-000000000001');
+SELECT DISTINCT tenant_id FROM safeguard.audit_log;
+-- One record's history, newest first.
+SELECT operation, changed_columns FROM safeguard.audit_history('charts', '{"id": "01a200d4-0000-7000-8000-000000000001"}');
+-- Access logging: a READ entry, with its purpose.
+SELECT safeguard.audit_read('charts', '{"id": "01a200d4-0000-7000-8000-000000000002"}', 'treatment');
+SELECT operation, db_user, record_id, new_data FROM safeguard.audit_log WHERE operation = 'READ';
+COMMIT;
+RESET ROLE;
+-- Only a role that may read the table can record a read of it (42501).
+CREATE ROLE sg_aud_stranger;
+SET ROLE sg_aud_stranger;
+SELECT safeguard.audit_read('charts', '{"id": "x"}');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP ROLE sg_aud_stranger;
+
+-- Append-only. The application role holds no write privilege on the log at all ...
+SET ROLE sg_aud_app;
+INSERT INTO safeguard.audit_log (db_user, table_schema, table_name, operation) VALUES ('x', 'x', 'x', 'READ');
+\echo :LAST_ERROR_SQLSTATE
+UPDATE safeguard.audit_log SET request_id = 'forged';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM safeguard.audit_log;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+-- ... and the guard stops the owner and superusers too, also in replica mode.
+UPDATE safeguard.audit_log SET request_id = 'forged';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM safeguard.audit_log;
+\echo :LAST_ERROR_SQLSTATE
+TRUNCATE safeguard.audit_log;
+\echo :LAST_ERROR_SQLSTATE
+SET session_replication_role = replica;
+DELETE FROM safeguard.audit_log;
+\echo :LAST_ERROR_SQLSTATE
+RESET session_replication_role;
+-- Only a deliberate act of a superuser, visible in the catalog, lifts it.
+BEGIN;
+ALTER TABLE safeguard.audit_log DISABLE TRIGGER sg_audit_guard;
+UPDATE safeguard.audit_log SET request_id = 'edited' WHERE operation = 'READ';
+ROLLBACK;
+SELECT count(*) AS forged_entries FROM safeguard.audit_log WHERE request_id IN ('forged', 'edited');
+
+-- A hand-made trigger with arguments the function does not understand is refused (22023).
+CREATE TABLE handmade (id int PRIMARY KEY);
+CREATE TRIGGER bad AFTER INSERT ON handmade FOR EACH ROW EXECUTE FUNCTION safeguard._audit_trigger('x');
+INSERT INTO handmade VALUES (1);
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE handmade;
+
+-- Hostile identifiers are quoted.
+CREATE TABLE "Odd ""Table""; DROP TABLE charts; --" (id int PRIMARY KEY, "Weird ""Col""" text);
+SELECT safeguard.enable_audit('"Odd ""Table""; DROP TABLE charts; --"', '{"Weird \"Col\""}');
+INSERT INTO "Odd ""Table""; DROP TABLE charts; --" VALUES (1, 'x');
+UPDATE "Odd ""Table""; DROP TABLE charts; --" SET id = 2;
+SELECT operation, table_name, record_id, old_data, new_data, changed_columns
+  FROM safeguard.audit_log WHERE table_name LIKE 'Odd%' ORDER BY id;
+SELECT to_regclass('charts') IS NOT NULL AS charts_intact;
+
+-- disable_audit: triggers gone, later changes not logged, entries kept; idempotent.
+SET ROLE sg_aud_owner;
+SELECT safeguard.disable_audit('charts');
+SELECT safeguard.disable_audit('charts');
+SELECT safeguard.disable_audit('lookups');
+RESET ROLE;
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'charts'::regclass AND tgname LIKE 'sg_audit%';
+SELECT count(*) AS entries_before FROM safeguard.audit_log WHERE table_name = 'charts' \gset
+DELETE FROM charts;
+SELECT count(*) - :entries_before AS new_entries FROM safeguard.audit_log WHERE table_name = 'charts';
+SELECT table_name FROM safeguard.audited_tables ORDER BY 1::text;
+
+DROP TABLE charts, lookups, "Odd ""Table""; DROP TABLE charts; --" CASCADE;
+SELECT count(*) AS registry_rows_left FROM safeguard.audit_registry;
+REVOKE CREATE ON SCHEMA public FROM sg_aud_owner;
+DROP ROLE sg_aud_owner, sg_aud_app;
