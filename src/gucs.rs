@@ -42,7 +42,11 @@ pub const REQUEST_SETTING: &CStr = c"safeguard.request_id";
 pub fn name_in(setting: &GucSetting<Option<CString>>) -> &'static CStr {
     // SAFETY: the GUC machinery keeps the pointer either NULL or a valid NUL-terminated string.
     let raw = unsafe { *setting.as_ptr() };
-    if raw.is_null() { c"" } else { unsafe { CStr::from_ptr(raw) } }
+    if raw.is_null() {
+        c""
+    } else {
+        unsafe { CStr::from_ptr(raw) }
+    }
 }
 
 /// Registers the extension's settings; called once per process from `_PG_init`.
@@ -73,10 +77,26 @@ pub fn init() {
             None,
         );
         for (name, setting, description) in [
-            (c"safeguard.tenant_id", &TENANT_ID, c"The tenant of the current transaction."),
-            (c"safeguard.actor_id", &ACTOR_ID, c"The application user of the current transaction."),
-            (IMPERSONATOR_SETTING, &IMPERSONATOR_ID, c"Who acts on the actor's behalf, if anyone."),
-            (REQUEST_SETTING, &REQUEST_ID, c"The application's request id for the current transaction."),
+            (
+                c"safeguard.tenant_id",
+                &TENANT_ID,
+                c"The tenant of the current transaction.",
+            ),
+            (
+                c"safeguard.actor_id",
+                &ACTOR_ID,
+                c"The application user of the current transaction.",
+            ),
+            (
+                IMPERSONATOR_SETTING,
+                &IMPERSONATOR_ID,
+                c"Who acts on the actor's behalf, if anyone.",
+            ),
+            (
+                REQUEST_SETTING,
+                &REQUEST_ID,
+                c"The application's request id for the current transaction.",
+            ),
         ] {
             GucRegistry::define_string_guc_with_hooks(
                 name,
@@ -148,7 +168,11 @@ unsafe extern "C-unwind" fn check_setting_name(
     _source: pg_sys::GucSource::Type,
 ) -> bool {
     let value = unsafe { *newval };
-    let name = if value.is_null() { &[][..] } else { unsafe { CStr::from_ptr(value) }.to_bytes() };
+    let name = if value.is_null() {
+        &[][..]
+    } else {
+        unsafe { CStr::from_ptr(value) }.to_bytes()
+    };
     if context::is_custom_setting_name(name) {
         return true;
     }

@@ -33,12 +33,21 @@ pub enum Change {
 /// `None` when nothing is to be logged: an UPDATE that changed no logged column, unless
 /// `log_unchanged` asks for those too.
 pub fn what_to_log(change: Change, columns: &[Column<'_>], log_unchanged: bool) -> Option<Logged> {
-    let excluded = columns.iter().filter(|c| c.excluded).map(|c| c.name.to_owned());
+    let excluded = columns
+        .iter()
+        .filter(|c| c.excluded)
+        .map(|c| c.name.to_owned());
     match change {
-        Change::Insert | Change::Delete => Some(Logged { dropped_keys: excluded.collect(), changed_columns: None }),
+        Change::Insert | Change::Delete => Some(Logged {
+            dropped_keys: excluded.collect(),
+            changed_columns: None,
+        }),
         Change::Update => {
-            let changed: Vec<String> =
-                columns.iter().filter(|c| !c.excluded && !c.unchanged).map(|c| c.name.to_owned()).collect();
+            let changed: Vec<String> = columns
+                .iter()
+                .filter(|c| !c.excluded && !c.unchanged)
+                .map(|c| c.name.to_owned())
+                .collect();
             if changed.is_empty() && !log_unchanged {
                 return None;
             }
@@ -47,7 +56,10 @@ pub fn what_to_log(change: Change, columns: &[Column<'_>], log_unchanged: bool) 
                 .filter(|c| c.excluded || c.unchanged)
                 .map(|c| c.name.to_owned())
                 .collect();
-            Some(Logged { dropped_keys, changed_columns: Some(changed) })
+            Some(Logged {
+                dropped_keys,
+                changed_columns: Some(changed),
+            })
         }
     }
 }
@@ -93,12 +105,20 @@ mod tests {
     use super::*;
 
     fn col(name: &str, excluded: bool, unchanged: bool) -> Column<'_> {
-        Column { name, excluded, unchanged }
+        Column {
+            name,
+            excluded,
+            unchanged,
+        }
     }
 
     #[test]
     fn insert_and_delete_drop_only_excluded_columns() {
-        let columns = [col("id", false, false), col("ssn", true, false), col("name", false, false)];
+        let columns = [
+            col("id", false, false),
+            col("ssn", true, false),
+            col("name", false, false),
+        ];
         for change in [Change::Insert, Change::Delete] {
             let logged = what_to_log(change, &columns, false).unwrap();
             assert_eq!(logged.dropped_keys, ["ssn"]);
@@ -108,10 +128,17 @@ mod tests {
 
     #[test]
     fn update_keeps_only_changed_logged_columns() {
-        let columns = [col("id", false, true), col("ssn", true, false), col("name", false, false)];
+        let columns = [
+            col("id", false, true),
+            col("ssn", true, false),
+            col("name", false, false),
+        ];
         let logged = what_to_log(Change::Update, &columns, false).unwrap();
         assert_eq!(logged.dropped_keys, ["id", "ssn"]);
-        assert_eq!(logged.changed_columns.as_deref(), Some(&["name".to_string()][..]));
+        assert_eq!(
+            logged.changed_columns.as_deref(),
+            Some(&["name".to_string()][..])
+        );
     }
 
     #[test]
@@ -127,8 +154,10 @@ mod tests {
 
     #[test]
     fn trigger_args_round_trip() {
-        let args: Vec<String> =
-            ["tenant_id", "false", "2", "org", "id", "ssn", "notes"].iter().map(|s| s.to_string()).collect();
+        let args: Vec<String> = ["tenant_id", "false", "2", "org", "id", "ssn", "notes"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(
             parse_trigger_args(&args),
             Ok(TriggerArgs {
@@ -141,13 +170,23 @@ mod tests {
         let none: Vec<String> = ["", "true", "0"].iter().map(|s| s.to_string()).collect();
         assert_eq!(
             parse_trigger_args(&none),
-            Ok(TriggerArgs { tenant_column: None, log_unchanged: true, primary_key: vec![], excluded: vec![] })
+            Ok(TriggerArgs {
+                tenant_column: None,
+                log_unchanged: true,
+                primary_key: vec![],
+                excluded: vec![]
+            })
         );
     }
 
     #[test]
     fn malformed_trigger_args_are_rejected() {
-        for args in [&["x"][..], &["", "maybe", "0"], &["", "true", "x"], &["", "true", "3", "a"]] {
+        for args in [
+            &["x"][..],
+            &["", "maybe", "0"],
+            &["", "true", "x"],
+            &["", "true", "3", "a"],
+        ] {
             let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
             assert_eq!(parse_trigger_args(&args), Err(BadTriggerArgs));
         }

@@ -1,17 +1,20 @@
 //! Audit trail: one generic trigger written in Rust, an append-only log.
 //!
 //! SQL surface (`sql/audit.sql`): the log `safeguard.audit_log`, `enable_audit()`,
-//! `disable_audit()`, the view `audited_tables`, `audit_history()`. Here: the row trigger,
-//! the log's append-only guard and `audit_read()`.
+//! `disable_audit()`, the view `audited_tables`, `audit_history()`. Here: the triggers, the
+//! log's append-only guard and `audit_read()`.
 //!
-//! The trigger compares old and new rows column by column in Rust (binary equality) and writes
-//! one log row through a statement prepared once per backend. The JSON of the row is built by
-//! PostgreSQL's own `to_jsonb` on the whole row, minus the keys that are not logged, so every
-//! type is rendered the way `to_jsonb` renders it (an encrypted column's stored text included).
+//! INSERT and DELETE are logged by statement-level triggers over transition tables: one
+//! set-based INSERT into the log per statement, prepared once per backend and table, so COPY and
+//! INSERT ... SELECT do not pay a query per row. UPDATE is logged per row: old and new row are
+//! compared column by column in Rust (binary equality) to log only what changed. The JSON is
+//! PostgreSQL's own `to_jsonb` of the row, minus the keys that are not logged, so every type is
+//! rendered the way `to_jsonb` renders it (an encrypted column's stored text included).
 //! The log is written as its owner, the extension's owner: application roles can read their
 //! tenant's rows of the log but cannot insert, update or delete any.
 
 mod changes;
+mod statement;
 
 use crate::error::SafeguardError;
 use changes::{parse_trigger_args, what_to_log, BadTriggerArgs, Change, Column, TriggerArgs};
@@ -20,13 +23,21 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{PgBuiltInOids, PgOid, PgRelation, PgSqlErrorCode};
+use statement::{insert_log_rows, RowsOf};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::CStr;
 
 pgrx::extension_sql_file!(
     "../../sql/audit.sql",
     name = "audit",
-    requires = ["tenancy", ids::ulid, _audit_trigger, _audit_guard]
+    requires = [
+        "tenancy",
+        ids::ulid,
+        _audit_row,
+        _audit_statement,
+        _audit_guard
+    ]
 );
 
 /// One log row per audited change. The row values arrive as `record` parameters and become JSON
@@ -35,12 +46,14 @@ const INSERT_CHANGE: &str = "\
 INSERT INTO safeguard.audit_log
        (tenant_id, actor_id, impersonator_id, request_id, db_user, client_addr, application_name,
         txid, table_schema, table_name, operation, record_id, old_data, new_data, changed_columns)
-SELECT CASE WHEN $6 IS NULL THEN safeguard.current_tenant() ELSE (r.ident ->> $6)::uuid END,
-       safeguard.current_actor(), safeguard.current_impersonator(), safeguard.current_request_id(),
-       $11, pg_catalog.inet_client_addr(), pg_catalog.current_setting('application_name'),
-       pg_catalog.txid_current(), $8, $9, $7, r.ident - $4, to_jsonb($1) - $3, to_jsonb($2) - $3,
-       $10::name[]
-  FROM (SELECT to_jsonb($5) AS ident) AS r";
+VALUES (CASE WHEN $6 IS NULL THEN safeguard.current_tenant()
+             ELSE (pg_catalog.to_jsonb($5) OPERATOR(pg_catalog.->>) $6)::uuid END,
+        safeguard.current_actor(), safeguard.current_impersonator(), safeguard.current_request_id(),
+        $11, pg_catalog.inet_client_addr(), pg_catalog.current_setting('application_name'),
+        pg_catalog.txid_current(), $8, $9, $7,
+        pg_catalog.to_jsonb($5) OPERATOR(pg_catalog.-) $4,
+        pg_catalog.to_jsonb($1) OPERATOR(pg_catalog.-) $3,
+        pg_catalog.to_jsonb($2) OPERATOR(pg_catalog.-) $3, $10::name[])";
 
 const INSERT_READ: &str = "\
 INSERT INTO safeguard.audit_log
@@ -55,6 +68,18 @@ struct Writer {
     insert_change: OwnedPreparedStatement,
     /// The log's owner, as whom the log is written.
     log_owner: pg_sys::Oid,
+    /// Statement-trigger inserts, by table and the shape they were prepared for.
+    statements: HashMap<StatementKey, OwnedPreparedStatement>,
+}
+
+/// What a prepared statement-trigger insert depends on: a change of any of these (the trigger's
+/// arguments, the table's columns) needs a new statement.
+#[derive(Hash, PartialEq, Eq)]
+struct StatementKey {
+    relid: pg_sys::Oid,
+    rows: RowsOf,
+    args: Vec<String>,
+    columns: Vec<(pg_sys::Oid, bool)>,
 }
 
 thread_local! {
@@ -79,7 +104,10 @@ impl AsUser {
                 saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
             );
         }
-        AsUser { saved_user, saved_context }
+        AsUser {
+            saved_user,
+            saved_context,
+        }
     }
 }
 
@@ -121,7 +149,7 @@ fn record(tuple: Option<(pg_sys::HeapTuple, pg_sys::TupleDesc)>) -> DatumWithOid
 }
 
 /// Runs `f` with this backend's writer (prepared on first use) inside an SPI connection.
-fn with_writer<R>(f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>, &Writer) -> R) -> R {
+fn with_writer<R>(f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>, &mut Writer) -> R) -> R {
     Spi::connect_mut(|client| {
         WRITER.with_borrow_mut(|slot| {
             if slot.is_none() {
@@ -154,9 +182,9 @@ fn with_writer<R>(f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>, &Writer) -> R) -
                     .ok()
                     .and_then(|table| table.first().get_one::<pg_sys::Oid>().ok().flatten())
                     .unwrap_or_else(|| pgrx::error!("pg_safeguard: safeguard.audit_log not found"));
-                *slot = Some(Writer { insert_change, log_owner });
+                *slot = Some(Writer { insert_change, log_owner, statements: HashMap::new() });
             }
-            let writer = slot.as_ref().expect("writer was just prepared");
+            let writer = slot.as_mut().expect("writer was just prepared");
             f(client, writer)
         })
     })
@@ -170,6 +198,17 @@ impl From<BadTriggerArgs> for SafeguardError {
         )
         .with_hint("Create audit triggers with safeguard.enable_audit(), not by hand.")
     }
+}
+
+/// A trigger function attached by hand the wrong way (row trigger for TRUNCATE, statement
+/// trigger without its transition table, ...).
+fn misused_trigger() -> ! {
+    SafeguardError::new(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        "the audit trigger is attached in a way it does not support",
+    )
+    .with_hint("Create audit triggers with safeguard.enable_audit(), not by hand.")
+    .report()
 }
 
 /// Binary equality of one column in two tuples (what PostgreSQL's datumIsEqual does): a value
@@ -216,10 +255,10 @@ unsafe fn same_value(
     }
 }
 
-/// The row trigger of audited tables (AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW) and their
-/// TRUNCATE trigger (AFTER TRUNCATE FOR EACH STATEMENT). `enable_audit()` creates both.
+/// The row trigger of audited tables: AFTER UPDATE FOR EACH ROW (it also handles INSERT and
+/// DELETE rows, which enable_audit() leaves to the statement trigger).
 #[pg_trigger]
-fn _audit_trigger<'a>(
+fn _audit_row<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
     let args = parse_trigger_args(&trigger.extra_args()?)
@@ -232,10 +271,7 @@ fn _audit_trigger<'a>(
         PgTriggerOperation::Insert => Change::Insert,
         PgTriggerOperation::Update => Change::Update,
         PgTriggerOperation::Delete => Change::Delete,
-        PgTriggerOperation::Truncate => {
-            write_change(&args, "TRUNCATE", schema, table, None, None, None, vec![], vec![], None);
-            return Ok(None);
-        }
+        PgTriggerOperation::Truncate => misused_trigger(),
     };
     // SAFETY: PostgreSQL hands a row trigger its relation and the tuples of this change.
     let desc = unsafe { (*data.tg_relation).rd_att };
@@ -263,7 +299,11 @@ fn _audit_trigger<'a>(
         names.push((name.into_owned(), unchanged));
     }
     for (name, unchanged) in &names {
-        columns.push(Column { name, excluded: args.excluded.iter().any(|e| e == name), unchanged: *unchanged });
+        columns.push(Column {
+            name,
+            excluded: args.excluded.iter().any(|e| e == name),
+            unchanged: *unchanged,
+        });
     }
     let Some(logged) = what_to_log(change, &columns, args.log_unchanged) else {
         return Ok(None);
@@ -271,7 +311,12 @@ fn _audit_trigger<'a>(
     let not_key: Vec<String> = if args.primary_key.is_empty() {
         vec![]
     } else {
-        names.iter().map(|(n, _)| n).filter(|n| !args.primary_key.contains(n)).cloned().collect()
+        names
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| !args.primary_key.contains(n))
+            .cloned()
+            .collect()
     };
     // Identify the record by its primary key as it is after the change (as it was, for a
     // DELETE); a table without one by its whole row as it was before the change.
@@ -336,15 +381,118 @@ fn write_change(
     });
 }
 
+/// The statement triggers of audited tables: AFTER INSERT (REFERENCING NEW TABLE AS sg_new),
+/// AFTER DELETE (REFERENCING OLD TABLE AS sg_old) and AFTER TRUNCATE, FOR EACH STATEMENT.
+#[pg_trigger]
+fn _audit_statement<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    let raw_args = trigger.extra_args()?;
+    let args = parse_trigger_args(&raw_args).unwrap_or_else(|e| SafeguardError::from(e).report());
+    let schema = trigger.table_schema()?;
+    let table = trigger.table_name()?;
+    let data = trigger.trigger_data();
+    let rows = match trigger.op()? {
+        PgTriggerOperation::Insert if !data.tg_newtable.is_null() => RowsOf::Inserted,
+        PgTriggerOperation::Delete if !data.tg_oldtable.is_null() => RowsOf::Deleted,
+        PgTriggerOperation::Truncate => {
+            write_change(
+                &args,
+                "TRUNCATE",
+                schema,
+                table,
+                None,
+                None,
+                None,
+                vec![],
+                vec![],
+                None,
+            );
+            return Ok(None);
+        }
+        _ => misused_trigger(),
+    };
+    let relid = trigger.relid()?;
+    // SAFETY: PostgreSQL hands the trigger its open relation.
+    let columns = unsafe {
+        let desc = (*data.tg_relation).rd_att;
+        (*desc)
+            .attrs
+            .as_slice((*desc).natts as usize)
+            .iter()
+            .map(|a| (a.atttypid, a.attisdropped))
+            .collect()
+    };
+    let key = StatementKey {
+        relid,
+        rows,
+        args: raw_args,
+        columns,
+    };
+    let uuid = |id: Option<pgrx::Uuid>| unsafe { DatumWithOid::new(id, pg_sys::UUIDOID) };
+    let params = [
+        uuid(crate::context::current_tenant()),
+        uuid(crate::context::current_actor()),
+        uuid(crate::context::current_impersonator()),
+        text(crate::context::current_request_id()),
+        text(Some(current_user_name())),
+        text(Some(schema)),
+        text(Some(table)),
+        text_array(args.excluded.clone()),
+        text_array(args.primary_key.clone()),
+    ];
+    with_writer(|client, writer| {
+        // SAFETY: this is a trigger call: its TriggerData is valid for the whole call. It makes
+        // the transition table visible to the statements of this SPI connection.
+        unsafe { pg_sys::SPI_register_trigger_data(std::ptr::from_ref(data).cast_mut()) };
+        let log_owner = writer.log_owner;
+        let prepared = match writer.statements.entry(key) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let sql = insert_log_rows(rows, args.tenant_column.as_deref(), &args.primary_key);
+                let types: Vec<PgOid> = [
+                    pg_sys::UUIDOID,
+                    pg_sys::UUIDOID,
+                    pg_sys::UUIDOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTARRAYOID,
+                    pg_sys::TEXTARRAYOID,
+                ]
+                .into_iter()
+                .map(PgOid::from)
+                .collect();
+                let prepared = client
+                    .prepare_mut(sql.as_str(), &types)
+                    .unwrap_or_else(|e| {
+                        pgrx::error!("pg_safeguard: preparing the audit insert failed: {e}")
+                    })
+                    .keep();
+                entry.insert(prepared)
+            }
+        };
+        let _as_owner = AsUser::switch_to(log_owner);
+        client
+            .update(&*prepared, None, &params)
+            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: writing the audit log failed: {e}"));
+    });
+    Ok(None)
+}
+
 /// BEFORE UPDATE OR DELETE and BEFORE TRUNCATE (FOR EACH STATEMENT, ENABLE ALWAYS) on
 /// safeguard.audit_log: the log is append-only for everyone, its owner and superusers included.
 #[pg_trigger]
 fn _audit_guard<'a>(
     _trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
-    SafeguardError::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, "safeguard.audit_log is append-only")
-        .with_detail("Rows of the audit log cannot be updated, deleted or truncated, by any role.")
-        .report()
+    SafeguardError::new(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        "safeguard.audit_log is append-only",
+    )
+    .with_detail("Rows of the audit log cannot be updated, deleted or truncated, by any role.")
+    .report()
 }
 
 /// Records that the current user read a record (access logging, which triggers cannot see).
@@ -353,7 +501,11 @@ fn _audit_guard<'a>(
 fn audit_read(tbl: PgRelation, record_id: pgrx::JsonB, purpose: default!(Option<&str>, "NULL")) {
     // SAFETY: plain ACL check for the current user on an open relation.
     let allowed = unsafe {
-        pg_sys::pg_class_aclcheck(tbl.oid(), pg_sys::GetUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode)
+        pg_sys::pg_class_aclcheck(
+            tbl.oid(),
+            pg_sys::GetUserId(),
+            pg_sys::ACL_SELECT as pg_sys::AclMode,
+        )
     } == pg_sys::AclResult::ACLCHECK_OK;
     if !allowed {
         SafeguardError::new(

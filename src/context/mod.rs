@@ -45,7 +45,9 @@ pub fn is_custom_setting_name(name: &[u8]) -> bool {
         && name.contains(&b'.')
         && name.first() != Some(&b'.')
         && name.last() != Some(&b'.')
-        && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
 /// Writes `value` ('' for none) into `name` for the current transaction only: what
@@ -131,33 +133,42 @@ fn set_context(
 ) {
     let request_id = CString::new(request_id.unwrap_or("")).unwrap_or_default();
     let _writing = SettingContext::begin();
-    set_local(gucs::name_in(&gucs::TENANT_SETTING), as_cstr(&id_value(tenant_id)));
-    set_local(gucs::name_in(&gucs::ACTOR_SETTING), as_cstr(&id_value(actor_id)));
-    set_local(gucs::IMPERSONATOR_SETTING, as_cstr(&id_value(impersonator_id)));
+    set_local(
+        gucs::name_in(&gucs::TENANT_SETTING),
+        as_cstr(&id_value(tenant_id)),
+    );
+    set_local(
+        gucs::name_in(&gucs::ACTOR_SETTING),
+        as_cstr(&id_value(actor_id)),
+    );
+    set_local(
+        gucs::IMPERSONATOR_SETTING,
+        as_cstr(&id_value(impersonator_id)),
+    );
     set_local(gucs::REQUEST_SETTING, &request_id);
 }
 
 /// The tenant of the current transaction, or NULL when none is set.
 #[pg_extern(stable, parallel_safe)]
-fn current_tenant() -> Option<Uuid> {
+pub(crate) fn current_tenant() -> Option<Uuid> {
     read_id("tenant", gucs::name_in(&gucs::TENANT_SETTING))
 }
 
 /// The application user of the current transaction, or NULL.
 #[pg_extern(stable, parallel_safe)]
-fn current_actor() -> Option<Uuid> {
+pub(crate) fn current_actor() -> Option<Uuid> {
     read_id("actor", gucs::name_in(&gucs::ACTOR_SETTING))
 }
 
 /// Who acts on the actor's behalf (support staff, a proxy), or NULL.
 #[pg_extern(stable, parallel_safe)]
-fn current_impersonator() -> Option<Uuid> {
+pub(crate) fn current_impersonator() -> Option<Uuid> {
     read_id("impersonator", gucs::IMPERSONATOR_SETTING)
 }
 
 /// The application's request id for the current transaction, or NULL.
 #[pg_extern(stable, parallel_safe)]
-fn current_request_id() -> Option<String> {
+pub(crate) fn current_request_id() -> Option<String> {
     read_setting(gucs::REQUEST_SETTING)
         .filter(|value| !value.is_empty())
         .map(|value| String::from_utf8_lossy(value).into_owned())
@@ -202,7 +213,10 @@ mod tests {
             Some("0000000a-0000-4000-8000-000000000001")
         );
         assert_eq!(text("SELECT safeguard.current_actor()::text"), None);
-        assert_eq!(text("SELECT safeguard.current_request_id()").as_deref(), Some("req-1"));
+        assert_eq!(
+            text("SELECT safeguard.current_request_id()").as_deref(),
+            Some("req-1")
+        );
         Spi::run("SELECT safeguard.set_context(NULL)").unwrap();
         assert_eq!(text("SELECT safeguard.current_tenant()::text"), None);
         assert_eq!(text("SELECT safeguard.current_request_id()"), None);

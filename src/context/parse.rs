@@ -76,7 +76,8 @@ mod tests {
     use proptest::prelude::*;
 
     const ID: [u8; 16] = [
-        0x01, 0x56, 0x3e, 0x3a, 0xb5, 0xd3, 0xd6, 0x76, 0x4c, 0x61, 0xef, 0xb9, 0x93, 0x02, 0xbd, 0x5b,
+        0x01, 0x56, 0x3e, 0x3a, 0xb5, 0xd3, 0xd6, 0x76, 0x4c, 0x61, 0xef, 0xb9, 0x93, 0x02, 0xbd,
+        0x5b,
     ];
 
     #[test]
@@ -93,7 +94,11 @@ mod tests {
             "01563e3ab5d3d6764c61efb99302bd5b",
             "{01563e3a-b5d3-d676-4c61-efb99302bd5b}",
         ] {
-            assert_eq!(parse_context_id(Some(text.as_bytes())), Ok(Some(ID)), "{text}");
+            assert_eq!(
+                parse_context_id(Some(text.as_bytes())),
+                Ok(Some(ID)),
+                "{text}"
+            );
         }
     }
 
@@ -111,7 +116,11 @@ mod tests {
             " 01563e3a-b5d3-d676-4c61-efb99302bd5b",
             "01563e3a-b5d3-d676-4c61-efb99302bd5b'; DROP TABLE x; --",
         ] {
-            assert_eq!(parse_context_id(Some(text.as_bytes())), Err(MalformedId), "{text}");
+            assert_eq!(
+                parse_context_id(Some(text.as_bytes())),
+                Err(MalformedId),
+                "{text}"
+            );
         }
     }
 

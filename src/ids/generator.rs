@@ -95,9 +95,13 @@ mod tests {
     #[test]
     fn same_millisecond_is_strictly_increasing() {
         let mut g = generator(1);
-        let ids: Vec<u128> = (0..10_000).map(|_| g.next_id(1_700_000_000_000).unwrap()).collect();
+        let ids: Vec<u128> = (0..10_000)
+            .map(|_| g.next_id(1_700_000_000_000).unwrap())
+            .collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
-        assert!(ids.iter().all(|&id| unix_ms(id) == 1_700_000_000_000 && is_uuid_v7(id)));
+        assert!(ids
+            .iter()
+            .all(|&id| unix_ms(id) == 1_700_000_000_000 && is_uuid_v7(id)));
     }
 
     #[test]

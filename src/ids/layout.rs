@@ -75,7 +75,9 @@ pub struct TimestampOutOfRange;
 
 /// `timestamptz` → Unix milliseconds, rounding down to the millisecond that contains it.
 pub fn unix_ms_from_pg_timestamp(pg_micros: i64) -> Result<u64, TimestampOutOfRange> {
-    let unix_micros = pg_micros.checked_add(PG_EPOCH_UNIX_MICROS).ok_or(TimestampOutOfRange)?;
+    let unix_micros = pg_micros
+        .checked_add(PG_EPOCH_UNIX_MICROS)
+        .ok_or(TimestampOutOfRange)?;
     if unix_micros < 0 {
         return Err(TimestampOutOfRange);
     }
@@ -120,15 +122,30 @@ mod tests {
         assert_eq!(unix_ms_from_pg_timestamp(0), Ok(946_684_800_000));
         // 1970-01-01 00:00:00 UTC is the first representable instant.
         assert_eq!(unix_ms_from_pg_timestamp(-PG_EPOCH_UNIX_MICROS), Ok(0));
-        assert_eq!(unix_ms_from_pg_timestamp(-PG_EPOCH_UNIX_MICROS - 1), Err(TimestampOutOfRange));
+        assert_eq!(
+            unix_ms_from_pg_timestamp(-PG_EPOCH_UNIX_MICROS - 1),
+            Err(TimestampOutOfRange)
+        );
         // Microseconds round down to their millisecond.
-        assert_eq!(unix_ms_from_pg_timestamp(-PG_EPOCH_UNIX_MICROS + 1999), Ok(1));
+        assert_eq!(
+            unix_ms_from_pg_timestamp(-PG_EPOCH_UNIX_MICROS + 1999),
+            Ok(1)
+        );
         // Infinity is i64::MAX, -infinity i64::MIN in PostgreSQL.
-        assert_eq!(unix_ms_from_pg_timestamp(i64::MAX), Err(TimestampOutOfRange));
-        assert_eq!(unix_ms_from_pg_timestamp(i64::MIN), Err(TimestampOutOfRange));
+        assert_eq!(
+            unix_ms_from_pg_timestamp(i64::MAX),
+            Err(TimestampOutOfRange)
+        );
+        assert_eq!(
+            unix_ms_from_pg_timestamp(i64::MIN),
+            Err(TimestampOutOfRange)
+        );
         let last = pg_timestamp_from_unix_ms(MAX_UNIX_MS);
         assert_eq!(unix_ms_from_pg_timestamp(last + 999), Ok(MAX_UNIX_MS));
-        assert_eq!(unix_ms_from_pg_timestamp(last + 1000), Err(TimestampOutOfRange));
+        assert_eq!(
+            unix_ms_from_pg_timestamp(last + 1000),
+            Err(TimestampOutOfRange)
+        );
     }
 
     proptest! {

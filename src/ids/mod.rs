@@ -92,7 +92,10 @@ fn with_generator<T>(f: impl FnOnce(&mut MonotonicGenerator<ChaCha20Rng>) -> T) 
     let pid = unsafe { pg_sys::MyProcPid };
     BACKEND_GENERATOR.with_borrow_mut(|slot| {
         if slot.as_ref().is_none_or(|state| state.pid != pid) {
-            *slot = Some(BackendGenerator { pid, generator: MonotonicGenerator::new(seeded_rng()) });
+            *slot = Some(BackendGenerator {
+                pid,
+                generator: MonotonicGenerator::new(seeded_rng()),
+            });
         }
         let state = slot.as_mut().expect("generator was just initialised");
         f(&mut state.generator)
@@ -104,7 +107,10 @@ fn now_unix_ms() -> Result<u64, ClockOutOfRange> {
     // clock_gettime(CLOCK_REALTIME) is answered by the vDSO without a system call. Called
     // directly: std's SystemTime adds checked Duration arithmetic that showed up in profiles
     // of ulid() at a quarter of the clock's own cost.
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `now` is a valid, writable timespec.
     if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) } != 0 || now.tv_sec < 0 {
         return Err(ClockOutOfRange);
@@ -156,7 +162,9 @@ fn ulid_max(ts: TimestampWithTimeZone) -> Uuid {
 #[pg_extern(immutable, strict, parallel_safe)]
 fn ulid_time(id: Uuid) -> TimestampWithTimeZone {
     let micros = layout::pg_timestamp_from_unix_ms(layout::unix_ms(from_uuid(&id)));
-    TimestampWithTimeZone::try_from(micros).map_err(|_| TimestampOutOfRange).or_report()
+    TimestampWithTimeZone::try_from(micros)
+        .map_err(|_| TimestampOutOfRange)
+        .or_report()
 }
 
 /// The canonical 26-character ULID text of any uuid.
@@ -191,7 +199,9 @@ mod tests {
     use pgrx::prelude::*;
 
     fn one<T: IntoDatum + FromDatum>(sql: &str) -> T {
-        Spi::get_one::<T>(sql).expect("query failed").expect("query returned NULL")
+        Spi::get_one::<T>(sql)
+            .expect("query failed")
+            .expect("query returned NULL")
     }
 
     #[pg_test]
@@ -242,9 +252,7 @@ mod tests {
             "01563e3a-b5d3-d676-4c61-efb99302bd5b"
         );
         assert_eq!(
-            one::<String>(
-                "SELECT safeguard.ulid_encode('01563e3a-b5d3-d676-4c61-efb99302bd5b')"
-            ),
+            one::<String>("SELECT safeguard.ulid_encode('01563e3a-b5d3-d676-4c61-efb99302bd5b')"),
             "01ARZ3NDEKTSV4RRFFQ69G5FAV"
         );
     }
@@ -278,7 +286,10 @@ mod tests {
     fn ulid_type_is_16_bytes_and_orders_like_uuid_and_text() {
         // The operators live in schema safeguard, which users put on their search_path.
         Spi::run("SET LOCAL search_path = public, safeguard").unwrap();
-        assert_eq!(one::<i32>("SELECT pg_column_size(safeguard.gen_ulid())"), 16);
+        assert_eq!(
+            one::<i32>("SELECT pg_column_size(safeguard.gen_ulid())"),
+            16
+        );
         assert!(one::<bool>(
             "SELECT bool_and((a < b) = (a::uuid < b::uuid) AND (a < b) = (a::text < b::text)
                          AND (a = b) = (a::uuid = b::uuid))

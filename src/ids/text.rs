@@ -90,19 +90,43 @@ mod tests {
     #[test]
     fn rejects_bad_text() {
         assert_eq!(decode(b""), Err(TextError::Length { found: 0 }));
-        assert_eq!(decode(b"01ARZ3NDEKTSV4RRFFQ69G5FA"), Err(TextError::Length { found: 25 }));
-        assert_eq!(decode(b"01ARZ3NDEKTSV4RRFFQ69G5FAVV"), Err(TextError::Length { found: 27 }));
-        assert_eq!(decode(b"01ARZ3NDEKTSV4RRFFQ69G5FAU"), Err(TextError::Character { position: 26 }));
-        assert_eq!(decode(b"I1ARZ3NDEKTSV4RRFFQ69G5FAV"), Err(TextError::Character { position: 1 }));
-        assert_eq!(decode(b"01ARZ-NDEKTSV4RRFFQ69G5FAV"), Err(TextError::Character { position: 6 }));
-        assert_eq!(decode(b"01ARZ NDEKTSV4RRFFQ69G5FAV"), Err(TextError::Character { position: 6 }));
+        assert_eq!(
+            decode(b"01ARZ3NDEKTSV4RRFFQ69G5FA"),
+            Err(TextError::Length { found: 25 })
+        );
+        assert_eq!(
+            decode(b"01ARZ3NDEKTSV4RRFFQ69G5FAVV"),
+            Err(TextError::Length { found: 27 })
+        );
+        assert_eq!(
+            decode(b"01ARZ3NDEKTSV4RRFFQ69G5FAU"),
+            Err(TextError::Character { position: 26 })
+        );
+        assert_eq!(
+            decode(b"I1ARZ3NDEKTSV4RRFFQ69G5FAV"),
+            Err(TextError::Character { position: 1 })
+        );
+        assert_eq!(
+            decode(b"01ARZ-NDEKTSV4RRFFQ69G5FAV"),
+            Err(TextError::Character { position: 6 })
+        );
+        assert_eq!(
+            decode(b"01ARZ NDEKTSV4RRFFQ69G5FAV"),
+            Err(TextError::Character { position: 6 })
+        );
         // Non-ASCII: 'é' is two bytes, so 25 characters make 26 bytes.
         assert_eq!(
             decode("01ARZ3NDEKTSV4RRFFQ69G5Fé".as_bytes()),
             Err(TextError::Character { position: 25 })
         );
-        assert_eq!(decode(b"81ARZ3NDEKTSV4RRFFQ69G5FAV"), Err(TextError::Overflow));
-        assert_eq!(decode(b"ZZZZZZZZZZZZZZZZZZZZZZZZZZ"), Err(TextError::Overflow));
+        assert_eq!(
+            decode(b"81ARZ3NDEKTSV4RRFFQ69G5FAV"),
+            Err(TextError::Overflow)
+        );
+        assert_eq!(
+            decode(b"ZZZZZZZZZZZZZZZZZZZZZZZZZZ"),
+            Err(TextError::Overflow)
+        );
     }
 
     #[test]

@@ -6,4 +6,8 @@
 //! `tenant = (SELECT safeguard.current_tenant())`: a Rust function (`src/context/`) evaluated once
 //! per query as an InitPlan, so the comparison is against a constant and uses the tenant index.
 
-pgrx::extension_sql_file!("../../sql/tenancy.sql", name = "tenancy", requires = ["bootstrap"]);
+pgrx::extension_sql_file!(
+    "../../sql/tenancy.sql",
+    name = "tenancy",
+    requires = ["bootstrap"]
+);

@@ -161,7 +161,12 @@ SELECT count(*) AS forged_entries FROM safeguard.audit_log WHERE request_id IN (
 
 -- A hand-made trigger with arguments the function does not understand is refused (22023).
 CREATE TABLE handmade (id int PRIMARY KEY);
-CREATE TRIGGER bad AFTER INSERT ON handmade FOR EACH ROW EXECUTE FUNCTION safeguard._audit_trigger('x');
+CREATE TRIGGER bad AFTER INSERT ON handmade FOR EACH ROW EXECUTE FUNCTION safeguard._audit_row('x');
+INSERT INTO handmade VALUES (1);
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER bad ON handmade;
+CREATE TRIGGER bad AFTER INSERT ON handmade FOR EACH STATEMENT
+    EXECUTE FUNCTION safeguard._audit_statement('', 'false', '0');
 INSERT INTO handmade VALUES (1);
 \echo :LAST_ERROR_SQLSTATE
 DROP TABLE handmade;
@@ -181,7 +186,7 @@ SELECT safeguard.disable_audit('charts');
 SELECT safeguard.disable_audit('charts');
 SELECT safeguard.disable_audit('lookups');
 RESET ROLE;
-SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'charts'::regclass AND tgname LIKE 'sg_audit%';
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'charts'::regclass AND tgname LIKE 'sg\_audit%';
 SELECT count(*) AS entries_before FROM safeguard.audit_log WHERE table_name = 'charts' \gset
 DELETE FROM charts;
 SELECT count(*) - :entries_before AS new_entries FROM safeguard.audit_log WHERE table_name = 'charts';
