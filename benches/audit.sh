@@ -27,8 +27,8 @@ SET client_min_messages = warning;
 CREATE TABLE bench_aud_plain (id bigserial PRIMARY KEY, tenant_id uuid, name text, note text, counter int NOT NULL DEFAULT 0);
 CREATE TABLE bench_aud_rust (LIKE bench_aud_plain INCLUDING ALL);
 CREATE TABLE bench_aud_plpgsql (LIKE bench_aud_plain INCLUDING ALL);
-ALTER TABLE bench_aud_rust ALTER id SET DEFAULT nextval(pg_get_serial_sequence('bench_aud_plain', 'id'));
-ALTER TABLE bench_aud_plpgsql ALTER id SET DEFAULT nextval(pg_get_serial_sequence('bench_aud_plain', 'id'));
+ALTER TABLE bench_aud_rust ALTER id SET DEFAULT nextval('bench_aud_plain_id_seq');
+ALTER TABLE bench_aud_plpgsql ALTER id SET DEFAULT nextval('bench_aud_plain_id_seq');
 INSERT INTO bench_aud_plain (tenant_id, name, note)
 SELECT '00000000-0000-4000-8000-000000000001', 'patient ' || n, repeat('x', 100) FROM generate_series(1, 100000) n;
 INSERT INTO bench_aud_rust SELECT * FROM bench_aud_plain;

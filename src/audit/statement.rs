@@ -7,7 +7,8 @@
 //!
 //! Parameters: $1 tenant (used when the table has no tenant column), $2 actor, $3 impersonator,
 //! $4 request id, $5 database user, $6 schema, $7 table, $8 excluded columns (text[]),
-//! $9 primary-key column names (text[]).
+//! $9 primary-key column names (text[]). The session facts (client address, application name,
+//! transaction id) are computed once per statement by a sub-select, not once per row.
 
 /// A PostgreSQL identifier, always quoted.
 pub fn quote_ident(name: &str) -> String {
@@ -53,10 +54,12 @@ pub fn insert_log_rows(
         "INSERT INTO safeguard.audit_log \
            (tenant_id, actor_id, impersonator_id, request_id, db_user, client_addr, application_name, \
             txid, table_schema, table_name, operation, record_id, {data_column}) \
-         SELECT {tenant}, $2, $3, $4, $5, pg_catalog.inet_client_addr(), \
-                pg_catalog.current_setting('application_name'), pg_catalog.txid_current(), $6, $7, \
+         SELECT {tenant}, $2, $3, $4, $5, s.client_addr, s.application_name, s.txid, $6, $7, \
                 '{operation}', {record_id}, pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) $8 \
-           FROM {transition} AS t"
+           FROM (SELECT pg_catalog.inet_client_addr() AS client_addr, \
+                        pg_catalog.current_setting('application_name') AS application_name, \
+                        pg_catalog.txid_current() AS txid) AS s, \
+                {transition} AS t"
     )
 }
 
@@ -100,6 +103,6 @@ mod tests {
             sql.contains("'DELETE', pg_catalog.to_jsonb(t), pg_catalog.to_jsonb(t)"),
             "{sql}"
         );
-        assert!(sql.contains("old_data") && sql.ends_with("FROM sg_old AS t"));
+        assert!(sql.contains("old_data") && sql.ends_with("sg_old AS t"));
     }
 }
