@@ -91,7 +91,8 @@ mod tests {
         assert!(
             sql.contains("'INSERT'")
                 && sql.contains("new_data")
-                && sql.ends_with("FROM sg_new AS t")
+                && sql.ends_with(" sg_new AS t")
+                && sql.contains("pg_catalog.txid_current() AS txid) AS s")
         );
     }
 
