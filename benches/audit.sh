@@ -3,7 +3,7 @@
 #
 # Three copies of one table (id bigserial PRIMARY KEY, tenant_id uuid, name text, note text,
 # counter int), 100,000 rows each: `plain` (no trigger), `rust` (safeguard.enable_audit) and
-# `plpgsql` (benches/audit_plpgsql_baseline.sql, same log rows into a copy of the log table).
+# `plpgsql` (benches/baselines/audit_plpgsql.sql, same log rows into a copy of the log table).
 # pgbench, one client, simple protocol, single-row INSERT and single-row UPDATE (counter + 1 of a
 # random row), 15 rounds of 1 s, variants interleaved; ratios of throughput within each round,
 # medians. Then COPY of 100,000 rows into each table, 5 rounds, medians.
@@ -21,7 +21,7 @@ SET client_min_messages = warning;
 DROP TABLE IF EXISTS bench_aud_plain, bench_aud_rust, bench_aud_plpgsql, bench_plpgsql_log CASCADE;
 DROP FUNCTION IF EXISTS bench_plpgsql_audit();
 SQL
-"${PSQL[@]}" -q -d "$DB" -f "$ROOT/benches/audit_plpgsql_baseline.sql" >/dev/null
+"${PSQL[@]}" -q -d "$DB" -f "$ROOT/benches/baselines/audit_plpgsql.sql" >/dev/null
 "${PSQL[@]}" -q -d "$DB" >/dev/null <<'SQL'
 SET client_min_messages = warning;
 CREATE TABLE bench_aud_plain (id bigserial PRIMARY KEY, tenant_id uuid, name text, note text, counter int NOT NULL DEFAULT 0);

@@ -89,3 +89,12 @@ BEGIN
     PERFORM safeguard.isolate('appointments', 'organization_id', 'clinic_support');
     PERFORM safeguard.isolate_via('patient_contacts', 'patient_id', 'patients');
 END $$;
+
+-- Audit trail: every change to patients and appointments, except the free-text notes column
+-- nobody needs in an audit log.
+ALTER TABLE patients ADD COLUMN notes text;
+DO $$
+BEGIN
+    PERFORM safeguard.enable_audit('patients', exclude_columns => '{notes}');
+    PERFORM safeguard.enable_audit('appointments');
+END $$;

@@ -54,3 +54,31 @@ COMMIT;
 \echo 'The context ended with the transaction: a pooled connection cannot pass it on.'
 SELECT count(*) AS patients_visible_after_commit FROM patients;
 RESET ROLE;
+
+\echo
+\echo '== 3. Audit trail =================================================================='
+\echo 'patients and appointments are audited by Rust triggers; a change made in a request context:'
+SELECT table_name, exclude_columns, trigger_present, trigger_enabled_always FROM safeguard.audited_tables
+ ORDER BY table_name::text;
+SET ROLE clinic_app;
+BEGIN;
+SELECT safeguard.set_context(
+    tenant_id  => (SELECT id FROM organizations WHERE name = 'Riverside Family Practice'),
+    actor_id   => '0000000a-0000-4000-8000-0000000000a1',
+    request_id => 'tour-request-1');
+UPDATE patients SET date_of_birth = date '1950-02-03', notes = 'private note'
+ WHERE full_name = 'Patient 1 of Riverside Family Practice';
+\echo 'Its history: who, on whose request, which columns, old and new values (never the excluded notes):'
+SELECT operation, actor_id, request_id, db_user, changed_columns, old_data, new_data
+  FROM safeguard.audit_history('patients',
+         (SELECT jsonb_build_object('id', id) FROM patients WHERE full_name = 'Patient 1 of Riverside Family Practice'))
+ LIMIT 1;
+COMMIT;
+RESET ROLE;
+\echo 'The log is append-only, for its owner and superusers too (SQLSTATE 42501):'
+DO $$
+BEGIN
+    DELETE FROM safeguard.audit_log;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'refused: % (SQLSTATE %)', SQLERRM, SQLSTATE;
+END $$;
