@@ -39,6 +39,11 @@ pgrx::extension_sql_file!(
         _audit_guard
     ]
 );
+pgrx::extension_sql_file!(
+    "../../sql/audit_chain.sql",
+    name = "audit_chain",
+    requires = ["audit"]
+);
 
 /// One log row per audited change. The row values arrive as `record` parameters and become JSON
 /// here, in one statement, so the server renders them exactly as `to_jsonb` does.
@@ -482,16 +487,18 @@ fn _audit_statement<'a>(
 }
 
 /// BEFORE UPDATE OR DELETE and BEFORE TRUNCATE (FOR EACH STATEMENT, ENABLE ALWAYS) on
-/// safeguard.audit_log: the log is append-only for everyone, its owner and superusers included.
+/// safeguard.audit_log, audit_chain and audit_seals: append-only for everyone, their owner and
+/// superusers included.
 #[pg_trigger]
 fn _audit_guard<'a>(
-    _trigger: &'a PgTrigger<'a>,
+    trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    let table = trigger.table_name()?;
     SafeguardError::new(
         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        "safeguard.audit_log is append-only",
+        format!("safeguard.{table} is append-only"),
     )
-    .with_detail("Rows of the audit log cannot be updated, deleted or truncated, by any role.")
+    .with_detail("Rows of the audit log and of its hash chain cannot be updated, deleted or truncated, by any role.")
     .report()
 }
 

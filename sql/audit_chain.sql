@@ -1,0 +1,138 @@
+-- Tamper evidence: a SHA-256 hash chain over the audit log, extended by audit_seal() and
+-- checked by audit_verify().
+--
+-- Each sealed entry gets a link: sha256(previous link || canonical encoding of the entry). The
+-- links live in safeguard.audit_chain, in sealing order (seq); within one seal, entries are
+-- chained in id order. A seal takes only entries of transactions that had all finished when it
+-- started (txid below the snapshot's xmin), so an entry can never appear later inside a range
+-- that was already sealed; audit_seals records that horizon for every seal.
+
+CREATE TABLE safeguard.audit_chain (
+    seq     bigint PRIMARY KEY,
+    log_id  uuid NOT NULL UNIQUE,
+    link    bytea NOT NULL
+);
+CREATE TABLE safeguard.audit_seals (
+    sealed_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    first_seq  bigint NOT NULL,
+    last_seq   bigint NOT NULL,
+    horizon    bigint NOT NULL,   -- txid_snapshot_xmin when sealing: every transaction below had finished
+    entries    bigint NOT NULL,
+    last_link  bytea NOT NULL     -- publish it elsewhere to anchor the chain outside the database
+);
+COMMENT ON TABLE safeguard.audit_chain IS 'Hash-chain links of sealed audit entries (safeguard.audit_seal)';
+COMMENT ON TABLE safeguard.audit_seals IS 'One row per safeguard.audit_seal() that sealed entries';
+SELECT pg_catalog.pg_extension_config_dump('safeguard.audit_chain', '');
+SELECT pg_catalog.pg_extension_config_dump('safeguard.audit_seals', '');
+REVOKE ALL ON safeguard.audit_chain, safeguard.audit_seals FROM PUBLIC;
+GRANT SELECT ON safeguard.audit_seals TO PUBLIC;
+CREATE TRIGGER sg_audit_guard BEFORE UPDATE OR DELETE ON safeguard.audit_chain
+    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
+CREATE TRIGGER sg_audit_guard_truncate BEFORE TRUNCATE ON safeguard.audit_chain
+    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
+CREATE TRIGGER sg_audit_guard BEFORE UPDATE OR DELETE ON safeguard.audit_seals
+    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
+CREATE TRIGGER sg_audit_guard_truncate BEFORE TRUNCATE ON safeguard.audit_seals
+    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
+ALTER TABLE safeguard.audit_chain ENABLE ALWAYS TRIGGER sg_audit_guard;
+ALTER TABLE safeguard.audit_chain ENABLE ALWAYS TRIGGER sg_audit_guard_truncate;
+ALTER TABLE safeguard.audit_seals ENABLE ALWAYS TRIGGER sg_audit_guard;
+ALTER TABLE safeguard.audit_seals ENABLE ALWAYS TRIGGER sg_audit_guard_truncate;
+
+-- The canonical encoding of an entry: every column in a fixed order, each as a quoted literal
+-- or NULL, joined by commas, UTF-8. Independent of session settings: the time is epoch seconds,
+-- the other types print the same whatever DateStyle or TimeZone say.
+CREATE FUNCTION safeguard._audit_canonical(l safeguard.audit_log) RETURNS bytea
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT convert_to(concat_ws(',',
+        quote_nullable(l.id::text), quote_nullable(extract(epoch FROM l.occurred_at)::text),
+        quote_nullable(l.tenant_id::text), quote_nullable(l.actor_id::text),
+        quote_nullable(l.impersonator_id::text), quote_nullable(l.request_id),
+        quote_nullable(l.db_user::text), quote_nullable(l.client_addr::text),
+        quote_nullable(l.application_name), quote_nullable(l.txid::text),
+        quote_nullable(l.table_schema::text), quote_nullable(l.table_name::text),
+        quote_nullable(l.operation), quote_nullable(l.record_id::text),
+        quote_nullable(l.old_data::text), quote_nullable(l.new_data::text),
+        quote_nullable(l.changed_columns::text)), 'UTF8')
+$$;
+
+CREATE FUNCTION safeguard.audit_seal() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    horizon bigint;
+    link bytea;
+    seq bigint;
+    first_seq bigint;
+    entry safeguard.audit_log;
+    sealed bigint := 0;
+BEGIN
+    -- One sealer at a time; writers are never blocked.
+    PERFORM pg_advisory_xact_lock(hashtext('safeguard.audit_seal'));
+    horizon := txid_snapshot_xmin(txid_current_snapshot());
+    SELECT c.link, c.seq INTO link, seq FROM safeguard.audit_chain c ORDER BY c.seq DESC LIMIT 1;
+    link := coalesce(link, decode(repeat('00', 32), 'hex'));
+    seq := coalesce(seq, 0);
+    first_seq := seq + 1;
+    FOR entry IN
+        SELECT l.* FROM safeguard.audit_log l
+         WHERE l.txid < horizon
+           AND NOT EXISTS (SELECT 1 FROM safeguard.audit_chain c WHERE c.log_id = l.id)
+         ORDER BY l.id
+    LOOP
+        seq := seq + 1;
+        link := sha256(link || safeguard._audit_canonical(entry));
+        INSERT INTO safeguard.audit_chain (seq, log_id, link) VALUES (seq, entry.id, link);
+        sealed := sealed + 1;
+    END LOOP;
+    IF sealed > 0 THEN
+        INSERT INTO safeguard.audit_seals (first_seq, last_seq, horizon, entries, last_link)
+        VALUES (first_seq, seq, horizon, sealed, link);
+    END IF;
+    RETURN sealed;
+END $$;
+COMMENT ON FUNCTION safeguard.audit_seal() IS
+    'Extend the audit hash chain over every entry of a finished transaction not yet sealed; returns how many';
+
+CREATE FUNCTION safeguard.audit_verify()
+RETURNS TABLE (ok boolean, rows_checked bigint, first_bad_id uuid, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    link bytea := decode(repeat('00', 32), 'hex');
+    chained record;
+    entry safeguard.audit_log;
+    checked bigint := 0;
+    stray uuid;
+BEGIN
+    FOR chained IN SELECT c.seq, c.log_id, c.link FROM safeguard.audit_chain c ORDER BY c.seq LOOP
+        SELECT * INTO entry FROM safeguard.audit_log l WHERE l.id = chained.log_id;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT false, checked, chained.log_id, 'a sealed entry is missing: it was deleted';
+            RETURN;
+        END IF;
+        link := sha256(link || safeguard._audit_canonical(entry));
+        IF link <> chained.link THEN
+            RETURN QUERY SELECT false, checked, chained.log_id,
+                                'a sealed entry does not match its seal: it was modified (or its link was)';
+            RETURN;
+        END IF;
+        checked := checked + 1;
+    END LOOP;
+    -- An entry that claims a transaction which had finished before the last seal, yet was not
+    -- sealed by it, or claims none, or one that has not started yet, was written around the
+    -- triggers (they always record the writing transaction).
+    SELECT l.id INTO stray FROM safeguard.audit_log l
+     WHERE (l.txid IS NULL
+            OR l.txid < (SELECT max(s.horizon) FROM safeguard.audit_seals s)
+            OR l.txid >= txid_snapshot_xmax(txid_current_snapshot()))
+       AND NOT EXISTS (SELECT 1 FROM safeguard.audit_chain c WHERE c.log_id = l.id)
+     ORDER BY l.id LIMIT 1;
+    IF stray IS NOT NULL THEN
+        RETURN QUERY SELECT false, checked, stray,
+                            'an entry that no seal covers claims a transaction that ended before the last seal, none, or one not yet begun: it was inserted out of band';
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, checked, NULL::uuid, format('%s sealed entries verified', checked);
+END $$;
+COMMENT ON FUNCTION safeguard.audit_verify() IS
+    'Recompute the audit hash chain; report the first entry modified, deleted or inserted out of band';
+REVOKE ALL ON FUNCTION safeguard.audit_seal(), safeguard.audit_verify() FROM PUBLIC;

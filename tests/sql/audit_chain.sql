@@ -1,0 +1,71 @@
+-- Tamper evidence: the hash chain finds a modified, a deleted and an inserted entry.
+\set SHOW_CONTEXT never
+SET search_path = public;
+CREATE TABLE visits (id int PRIMARY KEY, note text);
+SELECT safeguard.enable_audit('visits');
+INSERT INTO visits SELECT n, 'visit ' || n FROM generate_series(1, 200) n;
+UPDATE visits SET note = note || ' (seen)' WHERE id <= 20;
+DELETE FROM visits WHERE id > 190;
+
+-- (Entries of earlier test files in this database are sealed too.)
+SELECT safeguard.audit_seal() >= 241 AS sealed;
+SELECT safeguard.audit_seal() AS sealed_again;
+SELECT ok, rows_checked = (SELECT count(*) FROM safeguard.audit_chain) AS all_checked, first_bad_id,
+       detail LIKE '% sealed entries verified' AS detail
+  FROM safeguard.audit_verify();
+SELECT entries >= 241 AS entries, first_seq, last_seq = entries AS contiguous, octet_length(last_link) AS link_bytes
+  FROM safeguard.audit_seals;
+
+-- The entries of a transaction still running are left for the next seal.
+BEGIN;
+INSERT INTO visits VALUES (1000, 'in progress');
+SELECT safeguard.audit_seal() AS sealed_while_running;
+COMMIT;
+SELECT safeguard.audit_seal() AS sealed_after_commit;
+
+-- Whoever disables the guard to edit the log is found out by audit_verify().
+SELECT id AS target FROM safeguard.audit_log ORDER BY id OFFSET 100 LIMIT 1 \gset
+BEGIN;
+ALTER TABLE safeguard.audit_log DISABLE TRIGGER sg_audit_guard;
+UPDATE safeguard.audit_log SET new_data = '{"note": "forged"}' WHERE id = :'target';
+SELECT ok, first_bad_id = :'target' AS found, detail FROM safeguard.audit_verify();
+ROLLBACK;
+BEGIN;
+ALTER TABLE safeguard.audit_log DISABLE TRIGGER sg_audit_guard;
+DELETE FROM safeguard.audit_log WHERE id = :'target';
+SELECT ok, first_bad_id = :'target' AS found, detail FROM safeguard.audit_verify();
+ROLLBACK;
+-- Inserting needs no trigger to be disabled, only the owner's rights: backdated, undated and
+-- future-dated entries are all found.
+BEGIN;
+INSERT INTO safeguard.audit_log (id, db_user, table_schema, table_name, operation, txid)
+VALUES ('00000000-0000-7000-8000-000000000001', 'x', 'public', 'visits', 'DELETE', 3);
+SELECT ok, first_bad_id = '00000000-0000-7000-8000-000000000001' AS found, detail FROM safeguard.audit_verify();
+ROLLBACK;
+BEGIN;
+INSERT INTO safeguard.audit_log (id, db_user, table_schema, table_name, operation)
+VALUES ('00000000-0000-7000-8000-000000000002', 'x', 'public', 'visits', 'DELETE');
+SELECT ok, first_bad_id = '00000000-0000-7000-8000-000000000002' AS found, detail FROM safeguard.audit_verify();
+ROLLBACK;
+BEGIN;
+INSERT INTO safeguard.audit_log (id, db_user, table_schema, table_name, operation, txid)
+VALUES ('00000000-0000-7000-8000-000000000003', 'x', 'public', 'visits', 'DELETE', 9000000000000);
+SELECT ok, first_bad_id = '00000000-0000-7000-8000-000000000003' AS found, detail FROM safeguard.audit_verify();
+ROLLBACK;
+-- The chain itself is append-only too.
+UPDATE safeguard.audit_chain SET link = '\x00';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM safeguard.audit_seals;
+\echo :LAST_ERROR_SQLSTATE
+SELECT ok, first_bad_id FROM safeguard.audit_verify();
+
+-- Sealing and verifying read every tenant's entries: not for application roles by default.
+CREATE ROLE sg_chain_app;
+SET ROLE sg_chain_app;
+SELECT safeguard.audit_seal();
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM safeguard.audit_verify();
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP ROLE sg_chain_app;
+DROP TABLE visits;
