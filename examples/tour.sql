@@ -82,3 +82,6 @@ BEGIN
 EXCEPTION WHEN insufficient_privilege THEN
     RAISE NOTICE 'refused: % (SQLSTATE %)', SQLERRM, SQLSTATE;
 END $$;
+\echo 'Sealing extends a SHA-256 hash chain over the log; verifying recomputes it (run both from a scheduler):'
+SELECT safeguard.audit_seal() AS entries_sealed;
+SELECT * FROM safeguard.audit_verify();

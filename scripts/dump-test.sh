@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# pg_dump/restore round trip of the demo database: the extension's registry (a config table),
-# the policies, forced row security and the ulid column survive, and isolation still holds.
+# pg_dump/restore round trip of the demo database: the extension's registries and audit log
+# (config tables), the policies, forced row security and the ulid column survive, isolation
+# still holds, and the audit hash chain still verifies.
 source "$(dirname "$0")/common.sh"
 say "dump and restore: safeguard_demo -> safeguard_restore"
 dump="$ROOT/target/safeguard_demo.dump"
@@ -15,6 +16,8 @@ SELECT string_agg(format('%s %s %s %s %s %s %s', table_name, mode, rls_enabled, 
                          policy_present, policy_unchanged, key_indexed), E'\n' ORDER BY table_name::text)
   FROM safeguard.isolated_tables;
 SELECT count(*) FROM safeguard.tenant_registry;
+SELECT count(*) FROM safeguard.audit_log;
+SELECT format('%s %s %s', ok, rows_checked, detail) FROM safeguard.audit_verify();
 SELECT string_agg(id::text, ',' ORDER BY id) FROM appointments;
 SET ROLE clinic_app;
 SELECT count(*) FROM patients;
