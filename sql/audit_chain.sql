@@ -20,6 +20,25 @@ CREATE TABLE safeguard.audit_seals (
     entries    bigint NOT NULL,
     last_link  bytea NOT NULL     -- publish it elsewhere to anchor the chain outside the database
 );
+CREATE TABLE safeguard.audit_purges (
+    purged_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    through_seq   bigint NOT NULL,  -- chain positions up to here were purged
+    through_link  bytea NOT NULL,   -- the link at through_seq: verification resumes from it
+    entries       bigint NOT NULL,
+    older_than    interval NOT NULL
+);
+COMMENT ON TABLE safeguard.audit_purges IS 'One row per safeguard.audit_purge() that deleted entries';
+SELECT pg_catalog.pg_extension_config_dump('safeguard.audit_purges', '');
+REVOKE ALL ON safeguard.audit_purges FROM PUBLIC;
+GRANT SELECT ON safeguard.audit_purges TO PUBLIC;
+CREATE TRIGGER sg_audit_guard BEFORE UPDATE OR DELETE ON safeguard.audit_purges
+    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
+CREATE TRIGGER sg_audit_guard_truncate BEFORE TRUNCATE ON safeguard.audit_purges
+    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
+ALTER TABLE safeguard.audit_purges ENABLE ALWAYS TRIGGER sg_audit_guard;
+ALTER TABLE safeguard.audit_purges ENABLE ALWAYS TRIGGER sg_audit_guard_truncate;
+REVOKE ALL ON FUNCTION safeguard._audit_purge_through(bigint, bytea, text) FROM PUBLIC;
+
 COMMENT ON TABLE safeguard.audit_chain IS 'Hash-chain links of sealed audit entries (safeguard.audit_seal)';
 COMMENT ON TABLE safeguard.audit_seals IS 'One row per safeguard.audit_seal() that sealed entries';
 SELECT pg_catalog.pg_extension_config_dump('safeguard.audit_chain', '');
@@ -70,6 +89,11 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('safeguard.audit_seal'));
     horizon := txid_snapshot_xmin(txid_current_snapshot());
     SELECT c.link, c.seq INTO link, seq FROM safeguard.audit_chain c ORDER BY c.seq DESC LIMIT 1;
+    IF seq IS NULL THEN
+        -- Everything sealed so far was purged: continue from the last purged link.
+        SELECT p.through_link, p.through_seq INTO link, seq
+          FROM safeguard.audit_purges p ORDER BY p.through_seq DESC LIMIT 1;
+    END IF;
     link := coalesce(link, decode(repeat('00', 32), 'hex'));
     seq := coalesce(seq, 0);
     first_seq := seq + 1;
@@ -98,12 +122,19 @@ RETURNS TABLE (ok boolean, rows_checked bigint, first_bad_id uuid, detail text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     link bytea := decode(repeat('00', 32), 'hex');
+    resume_after bigint := 0;
     chained record;
     entry safeguard.audit_log;
     checked bigint := 0;
     stray uuid;
 BEGIN
-    FOR chained IN SELECT c.seq, c.log_id, c.link FROM safeguard.audit_chain c ORDER BY c.seq LOOP
+    -- After a purge the chain resumes from the last purged link.
+    SELECT p.through_seq, p.through_link INTO resume_after, link
+      FROM safeguard.audit_purges p ORDER BY p.through_seq DESC LIMIT 1;
+    resume_after := coalesce(resume_after, 0);
+    link := coalesce(link, decode(repeat('00', 32), 'hex'));
+    FOR chained IN SELECT c.seq, c.log_id, c.link FROM safeguard.audit_chain c
+                    WHERE c.seq > resume_after ORDER BY c.seq LOOP
         SELECT * INTO entry FROM safeguard.audit_log l WHERE l.id = chained.log_id;
         IF NOT FOUND THEN
             RETURN QUERY SELECT false, checked, chained.log_id, 'a sealed entry is missing: it was deleted';
@@ -136,3 +167,44 @@ END $$;
 COMMENT ON FUNCTION safeguard.audit_verify() IS
     'Recompute the audit hash chain; report the first entry modified, deleted or inserted out of band';
 REVOKE ALL ON FUNCTION safeguard.audit_seal(), safeguard.audit_verify() FROM PUBLIC;
+
+CREATE FUNCTION safeguard.audit_purge(older_than interval) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    retention interval;
+    cutoff timestamptz;
+    chained record;
+    written timestamptz;
+    through_seq bigint;
+    through_link bytea;
+BEGIN
+    BEGIN
+        retention := current_setting('safeguard.audit_retention')::interval;
+    EXCEPTION WHEN others THEN
+        RAISE EXCEPTION 'safeguard.audit_retention is not an interval'
+            USING ERRCODE = '22023', HINT = 'Set it to an interval such as ''6 years''.';
+    END;
+    IF older_than IS NULL OR older_than < retention THEN
+        RAISE EXCEPTION 'audit entries younger than safeguard.audit_retention (%) cannot be purged',
+                        current_setting('safeguard.audit_retention')
+            USING ERRCODE = '22023',
+                  HINT = 'Purge with an interval of at least safeguard.audit_retention, which only a superuser can lower.';
+    END IF;
+    cutoff := now() - older_than;
+    PERFORM pg_advisory_xact_lock(hashtext('safeguard.audit_seal'));
+    -- The oldest sealed entries, in chain order, as long as they are older than the cutoff:
+    -- a prefix of the chain, read through its primary key, so the rest of the log is not read.
+    FOR chained IN SELECT c.seq, c.log_id, c.link FROM safeguard.audit_chain c ORDER BY c.seq LOOP
+        SELECT l.occurred_at INTO written FROM safeguard.audit_log l WHERE l.id = chained.log_id;
+        EXIT WHEN written IS NULL OR written >= cutoff;
+        through_seq := chained.seq;
+        through_link := chained.link;
+    END LOOP;
+    IF through_seq IS NULL THEN
+        RETURN 0;
+    END IF;
+    RETURN safeguard._audit_purge_through(through_seq, through_link, older_than::text);
+END $$;
+COMMENT ON FUNCTION safeguard.audit_purge(interval) IS
+    'Delete sealed audit entries older than the interval (at least safeguard.audit_retention); the chain stays verifiable';
+REVOKE ALL ON FUNCTION safeguard.audit_purge(interval) FROM PUBLIC;

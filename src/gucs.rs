@@ -6,6 +6,7 @@
 //! | `safeguard.actor_setting` | superuser | `safeguard.actor_id` | likewise for the actor |
 //! | `safeguard.tenant_id`, `safeguard.actor_id`, `safeguard.impersonator_id`, `safeguard.request_id` | user | empty | the request context; only `set_context()` may set them |
 //! | `safeguard.isolation_ddl_hook` | user | on | the DDL event trigger isolates new partitions and tables of auto-isolated schemas |
+//! | `safeguard.audit_retention` | superuser | 6 years | the shortest age `audit_purge()` may delete |
 //!
 //! The two `*_setting` names let an application that already sets its own custom setting
 //! (`set_config('app.current_tenant_id', ..., true)`) adopt the extension without code changes.
@@ -33,6 +34,8 @@ static IMPERSONATOR_ID: GucSetting<Option<CString>> = GucSetting::<Option<CStrin
 static REQUEST_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 static ISOLATION_DDL_HOOK: GucSetting<bool> = GucSetting::<bool>::new(true);
+static AUDIT_RETENTION: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"6 years"));
 
 pub const IMPERSONATOR_SETTING: &CStr = c"safeguard.impersonator_id";
 pub const REQUEST_SETTING: &CStr = c"safeguard.request_id";
@@ -118,6 +121,14 @@ pub fn init() {
           not calling safeguard.isolate() on the tables that session creates.",
         &ISOLATION_DDL_HOOK,
         GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"safeguard.audit_retention",
+        c"The shortest age of audit entries that safeguard.audit_purge() may delete.",
+        c"An interval; HIPAA asks for six years. audit_purge() refuses anything shorter (22023).",
+        &AUDIT_RETENTION,
+        GucContext::Suset,
         GucFlags::default(),
     );
     // After every definition: from now on a misspelt safeguard.* setting is an error.

@@ -42,7 +42,7 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../../sql/audit_chain.sql",
     name = "audit_chain",
-    requires = ["audit"]
+    requires = ["audit", _audit_purge_through]
 );
 
 /// One log row per audited change. The row values arrive as `record` parameters and become JSON
@@ -89,6 +89,24 @@ struct StatementKey {
 
 thread_local! {
     static WRITER: RefCell<Option<Writer>> = const { RefCell::new(None) };
+    /// Raised only by _audit_purge_through() while it deletes expired entries: the guard lets
+    /// those deletes through. Not reachable from SQL.
+    static PURGING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+struct Purging;
+
+impl Purging {
+    fn begin() -> Self {
+        PURGING.set(true);
+        Purging
+    }
+}
+
+impl Drop for Purging {
+    fn drop(&mut self) {
+        PURGING.set(false);
+    }
 }
 
 /// Runs `f` as `user` (what SECURITY DEFINER does), restoring the caller's identity afterwards,
@@ -493,13 +511,54 @@ fn _audit_statement<'a>(
 fn _audit_guard<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    if PURGING.get() && matches!(trigger.op()?, PgTriggerOperation::Delete) {
+        return Ok(None);
+    }
     let table = trigger.table_name()?;
     SafeguardError::new(
         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         format!("safeguard.{table} is append-only"),
     )
-    .with_detail("Rows of the audit log and of its hash chain cannot be updated, deleted or truncated, by any role.")
+    .with_detail(
+        "Rows of the audit log and of its hash chain cannot be updated, deleted or truncated, by any role.",
+    )
+    .with_hint("Expired entries are removed with safeguard.audit_purge().")
     .report()
+}
+
+/// Deletes the sealed entries at chain positions up to `through_seq`, with their links, and
+/// records the purge so that audit_verify() resumes from `through_link`. Called by
+/// safeguard.audit_purge(), which checks the retention; EXECUTE is revoked from PUBLIC.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _audit_purge_through(through_seq: i64, through_link: &[u8], older_than: &str) -> i64 {
+    let _purging = Purging::begin();
+    Spi::connect_mut(|client| {
+        let deleted = client
+            .update(
+                "DELETE FROM safeguard.audit_log l
+                  WHERE l.id IN (SELECT c.log_id FROM safeguard.audit_chain c WHERE c.seq <= $1)",
+                None,
+                &[through_seq.into()],
+            )
+            .map(|result| result.len() as i64)
+            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: purging the audit log failed: {e}"));
+        client
+            .update(
+                "DELETE FROM safeguard.audit_chain WHERE seq <= $1",
+                None,
+                &[through_seq.into()],
+            )
+            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: purging the audit chain failed: {e}"));
+        client
+            .update(
+                "INSERT INTO safeguard.audit_purges (through_seq, through_link, entries, older_than)
+                 VALUES ($1, $2, $3, $4::interval)",
+                None,
+                &[through_seq.into(), through_link.into(), deleted.into(), older_than.into()],
+            )
+            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: recording the purge failed: {e}"));
+        deleted
+    })
 }
 
 /// Records that the current user read a record (access logging, which triggers cannot see).

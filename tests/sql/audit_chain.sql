@@ -59,12 +59,40 @@ DELETE FROM safeguard.audit_seals;
 \echo :LAST_ERROR_SQLSTATE
 SELECT ok, first_bad_id FROM safeguard.audit_verify();
 
--- Sealing and verifying read every tenant's entries: not for application roles by default.
+-- Retention: nothing younger than safeguard.audit_retention (6 years by default) can be purged.
+SHOW safeguard.audit_retention;
+SELECT safeguard.audit_purge('1 year');
+\echo :LAST_ERROR_SQLSTATE
+SELECT safeguard.audit_purge(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT safeguard.audit_purge('7 years') AS purged_nothing_that_old;
+-- With the retention lowered (superuser only), purging stops at the first entry that is too
+-- young, and purged entries leave a chain that still verifies and keeps growing.
+SET safeguard.audit_retention = '0';
+SELECT safeguard.audit_purge('1 hour') AS purged_nothing_an_hour_old;
+SELECT count(*) AS entries_before FROM safeguard.audit_log \gset
+SELECT safeguard.audit_purge('0') = :entries_before AS purged_all_sealed;
+SELECT count(*) AS entries_left FROM safeguard.audit_log;
+SELECT entries = :entries_before AS recorded, through_seq = entries AS through FROM safeguard.audit_purges;
+SELECT ok, rows_checked, detail FROM safeguard.audit_verify();
+INSERT INTO visits VALUES (2000, 'after the purge');
+SELECT safeguard.audit_seal() AS sealed_after_purge;
+SELECT ok, rows_checked, detail FROM safeguard.audit_verify();
+RESET safeguard.audit_retention;
+-- The purge's own delete permission cannot be borrowed: the guard still stops everyone else.
+DELETE FROM safeguard.audit_log;
+\echo :LAST_ERROR_SQLSTATE
+
+-- Sealing, verifying and purging read every tenant's entries: not for application roles by default.
 CREATE ROLE sg_chain_app;
 SET ROLE sg_chain_app;
 SELECT safeguard.audit_seal();
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM safeguard.audit_verify();
+\echo :LAST_ERROR_SQLSTATE
+SELECT safeguard.audit_purge('10 years');
+\echo :LAST_ERROR_SQLSTATE
+SELECT safeguard._audit_purge_through(1, '\x00', '10 years');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 DROP ROLE sg_chain_app;
