@@ -28,8 +28,8 @@ stop:
 	scripts/cluster.sh stop
 
 # Unit, property and #[pg_test] tests first; then the release build is installed and the golden
-# SQL tests, the connection-pool client test, the demo and a pg_dump/pg_restore round trip of the
-# demo database run against it in the throwaway cluster.
+# SQL tests, the connection-pool client test, the demo, a pg_dump/pg_restore round trip of the
+# demo database and the audit concurrency/crash test run against it in the throwaway cluster.
 test: setup
 	scripts/pgrx-test.sh
 	scripts/install.sh
@@ -38,6 +38,7 @@ test: setup
 	scripts/client-test.sh
 	scripts/demo.sh >/dev/null
 	scripts/dump-test.sh
+	scripts/audit-concurrency-test.sh
 	@echo "make test: all layers passed"
 
 bench: install
