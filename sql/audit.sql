@@ -195,3 +195,25 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION safeguard._on_drop_audited() FROM PUBLIC;
 CREATE EVENT TRIGGER sg_forget_dropped_audited ON sql_drop EXECUTE FUNCTION safeguard._on_drop_audited();
+
+-- Admins by role membership, as for isolated tables: members of the role read every tenant's
+-- entries. Only the log's owner (the extension's owner) can set it.
+CREATE FUNCTION safeguard.set_audit_admin(admin_role name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = 'safeguard.audit_log'::regclass), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table safeguard.audit_log' USING ERRCODE = '42501';
+    END IF;
+    IF admin_role IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = admin_role) THEN
+        RAISE EXCEPTION 'role % does not exist', quote_ident(admin_role)
+            USING ERRCODE = '42704', HINT = 'Create the role first; its members will read every tenant''s audit entries.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = 'safeguard.audit_log'::regclass AND p.polname = 'sg_tenant_admin') THEN
+        DROP POLICY sg_tenant_admin ON safeguard.audit_log;
+    END IF;
+    IF admin_role IS NOT NULL THEN
+        EXECUTE format('CREATE POLICY sg_tenant_admin ON safeguard.audit_log FOR SELECT TO %I USING (true)', admin_role);
+    END IF;
+END $$;
+COMMENT ON FUNCTION safeguard.set_audit_admin(name) IS
+    'Let members of a role read every tenant''s audit entries (NULL: nobody)';

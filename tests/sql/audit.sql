@@ -124,6 +124,25 @@ SELECT safeguard.audit_read('charts', '{"id": "01a200d4-0000-7000-8000-000000000
 SELECT operation, db_user, record_id, new_data FROM safeguard.audit_log WHERE operation = 'READ';
 COMMIT;
 RESET ROLE;
+-- Admins read every tenant's entries through role membership; only the log's owner decides.
+CREATE ROLE sg_aud_auditors;
+CREATE ROLE sg_aud_auditor IN ROLE sg_aud_auditors;
+SET ROLE sg_aud_owner;
+SELECT safeguard.set_audit_admin('sg_aud_auditors');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT safeguard.set_audit_admin('no_such_role');
+\echo :LAST_ERROR_SQLSTATE
+SELECT safeguard.set_audit_admin('sg_aud_auditors');
+SELECT safeguard.set_audit_admin('sg_aud_auditors');
+SET ROLE sg_aud_auditor;
+SELECT count(DISTINCT tenant_id) AS tenants_seen_by_auditor FROM safeguard.audit_log;
+RESET ROLE;
+SELECT safeguard.set_audit_admin(NULL);
+SET ROLE sg_aud_auditor;
+SELECT count(*) AS seen_after_revoking FROM safeguard.audit_log;
+RESET ROLE;
+DROP ROLE sg_aud_auditor, sg_aud_auditors;
 -- Only a role that may read the table can record a read of it (42501).
 CREATE ROLE sg_aud_stranger;
 SET ROLE sg_aud_stranger;
