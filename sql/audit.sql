@@ -43,13 +43,20 @@ REVOKE ALL ON safeguard.audit_log FROM PUBLIC;
 GRANT SELECT ON safeguard.audit_log TO PUBLIC;
 
 -- Append-only for everyone, the owner and superusers included; ALWAYS, so that
--- session_replication_role = replica does not switch it off.
-CREATE TRIGGER sg_audit_guard BEFORE UPDATE OR DELETE ON safeguard.audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
-CREATE TRIGGER sg_audit_guard_truncate BEFORE TRUNCATE ON safeguard.audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
-ALTER TABLE safeguard.audit_log ENABLE ALWAYS TRIGGER sg_audit_guard;
-ALTER TABLE safeguard.audit_log ENABLE ALWAYS TRIGGER sg_audit_guard_truncate;
+-- session_replication_role = replica does not switch it off. Used for the log and for the
+-- tables of its hash chain.
+CREATE FUNCTION safeguard._make_append_only(tbl regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('CREATE TRIGGER sg_audit_guard BEFORE UPDATE OR DELETE ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard()', tbl);
+    EXECUTE format('CREATE TRIGGER sg_audit_guard_truncate BEFORE TRUNCATE ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard()', tbl);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_guard', tbl);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_guard_truncate', tbl);
+END $$;
+REVOKE ALL ON FUNCTION safeguard._make_append_only(regclass) FROM PUBLIC;
+SELECT safeguard._make_append_only('safeguard.audit_log');
 
 CREATE TABLE safeguard.audit_registry (
     tbl              regclass PRIMARY KEY,

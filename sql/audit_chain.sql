@@ -31,12 +31,7 @@ COMMENT ON TABLE safeguard.audit_purges IS 'One row per safeguard.audit_purge() 
 SELECT pg_catalog.pg_extension_config_dump('safeguard.audit_purges', '');
 REVOKE ALL ON safeguard.audit_purges FROM PUBLIC;
 GRANT SELECT ON safeguard.audit_purges TO PUBLIC;
-CREATE TRIGGER sg_audit_guard BEFORE UPDATE OR DELETE ON safeguard.audit_purges
-    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
-CREATE TRIGGER sg_audit_guard_truncate BEFORE TRUNCATE ON safeguard.audit_purges
-    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
-ALTER TABLE safeguard.audit_purges ENABLE ALWAYS TRIGGER sg_audit_guard;
-ALTER TABLE safeguard.audit_purges ENABLE ALWAYS TRIGGER sg_audit_guard_truncate;
+SELECT safeguard._make_append_only('safeguard.audit_purges');
 REVOKE ALL ON FUNCTION safeguard._audit_purge_through(bigint, bytea, text) FROM PUBLIC;
 
 COMMENT ON TABLE safeguard.audit_chain IS 'Hash-chain links of sealed audit entries (safeguard.audit_seal)';
@@ -45,18 +40,8 @@ SELECT pg_catalog.pg_extension_config_dump('safeguard.audit_chain', '');
 SELECT pg_catalog.pg_extension_config_dump('safeguard.audit_seals', '');
 REVOKE ALL ON safeguard.audit_chain, safeguard.audit_seals FROM PUBLIC;
 GRANT SELECT ON safeguard.audit_seals TO PUBLIC;
-CREATE TRIGGER sg_audit_guard BEFORE UPDATE OR DELETE ON safeguard.audit_chain
-    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
-CREATE TRIGGER sg_audit_guard_truncate BEFORE TRUNCATE ON safeguard.audit_chain
-    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
-CREATE TRIGGER sg_audit_guard BEFORE UPDATE OR DELETE ON safeguard.audit_seals
-    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
-CREATE TRIGGER sg_audit_guard_truncate BEFORE TRUNCATE ON safeguard.audit_seals
-    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_guard();
-ALTER TABLE safeguard.audit_chain ENABLE ALWAYS TRIGGER sg_audit_guard;
-ALTER TABLE safeguard.audit_chain ENABLE ALWAYS TRIGGER sg_audit_guard_truncate;
-ALTER TABLE safeguard.audit_seals ENABLE ALWAYS TRIGGER sg_audit_guard;
-ALTER TABLE safeguard.audit_seals ENABLE ALWAYS TRIGGER sg_audit_guard_truncate;
+SELECT safeguard._make_append_only('safeguard.audit_chain');
+SELECT safeguard._make_append_only('safeguard.audit_seals');
 
 -- The canonical encoding of an entry: every column in a fixed order, each as a quoted literal
 -- or NULL, joined by commas, UTF-8. Independent of session settings: the time is epoch seconds,

@@ -284,6 +284,11 @@ unsafe fn same_value(
 fn _audit_row<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    // An AFTER row trigger only: a BEFORE trigger returning no row would cancel the change, and
+    // a statement trigger has no tuples to read.
+    if !matches!(trigger.when()?, PgTriggerWhen::After) || !matches!(trigger.level(), PgTriggerLevel::Row) {
+        misused_trigger();
+    }
     let args = parse_trigger_args(&trigger.extra_args()?)
         .unwrap_or_else(|e| SafeguardError::from(e).report());
     let data = trigger.trigger_data();
@@ -410,6 +415,11 @@ fn write_change(
 fn _audit_statement<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    if !matches!(trigger.when()?, PgTriggerWhen::After)
+        || !matches!(trigger.level(), PgTriggerLevel::Statement)
+    {
+        misused_trigger();
+    }
     let raw_args = trigger.extra_args()?;
     let args = parse_trigger_args(&raw_args).unwrap_or_else(|e| SafeguardError::from(e).report());
     let schema = trigger.table_schema()?;

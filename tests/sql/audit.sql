@@ -188,6 +188,17 @@ CREATE TRIGGER bad AFTER INSERT ON handmade FOR EACH STATEMENT
     EXECUTE FUNCTION safeguard._audit_statement('', 'false', '0');
 INSERT INTO handmade VALUES (1);
 \echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER bad ON handmade;
+CREATE TRIGGER bad BEFORE INSERT ON handmade FOR EACH ROW
+    EXECUTE FUNCTION safeguard._audit_row('', 'false', '0');
+INSERT INTO handmade VALUES (1);
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER bad ON handmade;
+CREATE TRIGGER bad AFTER INSERT ON handmade FOR EACH STATEMENT
+    EXECUTE FUNCTION safeguard._audit_row('', 'false', '0');
+INSERT INTO handmade VALUES (1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS rows_left_by_misused_triggers FROM handmade;
 DROP TABLE handmade;
 
 -- Hostile identifiers are quoted.
