@@ -286,7 +286,9 @@ fn _audit_row<'a>(
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
     // An AFTER row trigger only: a BEFORE trigger returning no row would cancel the change, and
     // a statement trigger has no tuples to read.
-    if !matches!(trigger.when()?, PgTriggerWhen::After) || !matches!(trigger.level(), PgTriggerLevel::Row) {
+    if !matches!(trigger.when()?, PgTriggerWhen::After)
+        || !matches!(trigger.level(), PgTriggerLevel::Row)
+    {
         misused_trigger();
     }
     let args = parse_trigger_args(&trigger.extra_args()?)
@@ -605,4 +607,53 @@ fn audit_read(tbl: PgRelation, record_id: pgrx::JsonB, purpose: default!(Option<
             .update(INSERT_READ, None, &params)
             .unwrap_or_else(|e| pgrx::error!("pg_safeguard: writing the audit log failed: {e}"));
     });
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn one<T: IntoDatum + FromDatum>(sql: &str) -> T {
+        Spi::get_one::<T>(sql)
+            .expect("query failed")
+            .expect("query returned NULL")
+    }
+
+    #[pg_test]
+    fn changes_are_logged_with_only_what_changed() {
+        Spi::run("CREATE TABLE audited (id int PRIMARY KEY, a text, secret text)").unwrap();
+        Spi::run("SELECT safeguard.enable_audit('audited', '{secret}')").unwrap();
+        Spi::run("INSERT INTO audited SELECT n, 'a' || n, 's' FROM generate_series(1, 3) n")
+            .unwrap();
+        Spi::run("UPDATE audited SET a = 'changed', secret = 'x' WHERE id = 2").unwrap();
+        Spi::run("UPDATE audited SET secret = 'y'").unwrap();
+        Spi::run("DELETE FROM audited WHERE id = 3").unwrap();
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(operation || ' ' || record_id::text, ', ' ORDER BY id)
+                   FROM safeguard.audit_log WHERE table_name = 'audited'"
+            ),
+            "INSERT {\"id\": 1}, INSERT {\"id\": 2}, INSERT {\"id\": 3}, UPDATE {\"id\": 2}, DELETE {\"id\": 3}"
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT old_data::text || ' ' || new_data::text || ' ' || changed_columns::text
+                   FROM safeguard.audit_log WHERE operation = 'UPDATE'"
+            ),
+            "{\"a\": \"a2\"} {\"a\": \"changed\"} {a}"
+        );
+        assert!(!one::<bool>(
+            "SELECT bool_or(coalesce(old_data ? 'secret', false) OR coalesce(new_data ? 'secret', false))
+               FROM safeguard.audit_log"
+        ));
+    }
+
+    #[pg_test(error = "safeguard.audit_log is append-only")]
+    fn the_log_refuses_updates_even_from_superusers() {
+        Spi::run("CREATE TABLE audited2 (id int PRIMARY KEY)").unwrap();
+        Spi::run("SELECT safeguard.enable_audit('audited2')").unwrap();
+        Spi::run("INSERT INTO audited2 VALUES (1)").unwrap();
+        Spi::run("UPDATE safeguard.audit_log SET request_id = 'forged'").unwrap();
+    }
 }

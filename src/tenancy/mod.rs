@@ -11,3 +11,40 @@ pgrx::extension_sql_file!(
     name = "tenancy",
     requires = ["bootstrap"]
 );
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn isolate_forces_row_security_with_one_policy() {
+        Spi::run("CREATE TABLE tenant_rows (id int PRIMARY KEY, tenant_id uuid NOT NULL)").unwrap();
+        Spi::run("SELECT safeguard.isolate('tenant_rows')").unwrap();
+        Spi::run("SELECT safeguard.isolate('tenant_rows')").unwrap();
+        let state = Spi::get_one::<String>(
+            "SELECT format('%s %s %s %s', c.relrowsecurity, c.relforcerowsecurity,
+                          (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid),
+                          (SELECT policy_unchanged FROM safeguard.isolated_tables
+                            WHERE table_name = 'tenant_rows'::regclass))
+               FROM pg_class c WHERE c.oid = 'tenant_rows'::regclass",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(state, "t t 1 t");
+        Spi::run("SELECT safeguard.unisolate('tenant_rows')").unwrap();
+        assert_eq!(
+            Spi::get_one::<bool>(
+                "SELECT relrowsecurity FROM pg_class WHERE oid = 'tenant_rows'::regclass"
+            )
+            .unwrap(),
+            Some(false)
+        );
+    }
+
+    #[pg_test(error = "column tenant_id of table public.tenant_text has type text, not uuid")]
+    fn tenant_column_must_be_uuid() {
+        Spi::run("CREATE TABLE tenant_text (id int, tenant_id text)").unwrap();
+        Spi::run("SELECT safeguard.isolate('tenant_text')").unwrap();
+    }
+}
