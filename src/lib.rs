@@ -18,6 +18,19 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
 }
 
+/// Helpers shared by the in-database tests of the modules.
+#[cfg(any(test, feature = "pg_test"))]
+pub(crate) mod test_support {
+    use pgrx::prelude::*;
+
+    /// The single, non-NULL value a query returns; a failed query or a NULL fails the test.
+    pub fn one<T: IntoDatum + FromDatum>(sql: &str) -> T {
+        Spi::get_one::<T>(sql)
+            .expect("query failed")
+            .expect("query returned NULL")
+    }
+}
+
 /// Required by `cargo pgrx test`: set-up of the throwaway test cluster.
 #[cfg(test)]
 pub mod pg_test {

@@ -614,11 +614,7 @@ fn audit_read(tbl: PgRelation, record_id: pgrx::JsonB, purpose: default!(Option<
 mod tests {
     use pgrx::prelude::*;
 
-    fn one<T: IntoDatum + FromDatum>(sql: &str) -> T {
-        Spi::get_one::<T>(sql)
-            .expect("query failed")
-            .expect("query returned NULL")
-    }
+    use crate::test_support::one;
 
     #[pg_test]
     fn changes_are_logged_with_only_what_changed() {

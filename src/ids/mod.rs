@@ -198,11 +198,7 @@ fn ulid_out(id: Uuid) -> CString {
 mod tests {
     use pgrx::prelude::*;
 
-    fn one<T: IntoDatum + FromDatum>(sql: &str) -> T {
-        Spi::get_one::<T>(sql)
-            .expect("query failed")
-            .expect("query returned NULL")
-    }
+    use crate::test_support::one;
 
     #[pg_test]
     fn ulid_is_uuid_v7_and_increasing() {
