@@ -35,7 +35,7 @@ INSERT INTO bench_aud_rust SELECT * FROM bench_aud_plain;
 INSERT INTO bench_aud_plpgsql SELECT * FROM bench_aud_plain;
 SELECT safeguard.enable_audit('bench_aud_rust');
 CREATE TRIGGER bench_audit AFTER INSERT OR UPDATE OR DELETE ON bench_aud_plpgsql
-    FOR EACH ROW EXECUTE FUNCTION bench_plpgsql_audit();
+    FOR EACH ROW EXECUTE FUNCTION bench_plpgsql_audit('id');
 VACUUM ANALYZE bench_aud_plain;
 VACUUM ANALYZE bench_aud_rust;
 VACUUM ANALYZE bench_aud_plpgsql;

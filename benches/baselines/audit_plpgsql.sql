@@ -1,6 +1,8 @@
--- The baseline the Rust audit trigger is measured against: a conventional PL/pgSQL trigger that
--- writes exactly the same log rows (same columns, diff-only updates, the context functions) into
--- a table with the same columns and indexes as safeguard.audit_log.
+-- The baseline the Rust audit triggers are measured against: a conventional, generic PL/pgSQL
+-- audit trigger that writes exactly the same entries (same columns, diff-only updates, the same
+-- context functions) into a copy of safeguard.audit_log with the same indexes. Like
+-- safeguard.enable_audit(), it is one function for every table: the primary-key columns come as
+-- trigger arguments (TG_ARGV), not written into the function for one table.
 CREATE TABLE bench_plpgsql_log (LIKE safeguard.audit_log INCLUDING DEFAULTS INCLUDING INDEXES);
 
 CREATE FUNCTION bench_plpgsql_audit() RETURNS trigger
@@ -11,22 +13,21 @@ DECLARE
     changed name[];
     ident jsonb;
 BEGIN
-    IF TG_OP = 'INSERT' THEN
+    IF TG_OP <> 'DELETE' THEN
         n := to_jsonb(NEW);
-        ident := jsonb_build_object('id', NEW.id);
-    ELSIF TG_OP = 'DELETE' THEN
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
         o := to_jsonb(OLD);
-        ident := jsonb_build_object('id', OLD.id);
-    ELSE
-        o := to_jsonb(OLD);
-        n := to_jsonb(NEW);
-        SELECT array_agg(key) INTO changed FROM jsonb_each(n) AS e WHERE o -> e.key IS DISTINCT FROM e.value;
+    END IF;
+    -- The record: its primary-key columns, from the row after the change (before, for DELETE).
+    SELECT jsonb_object_agg(k, coalesce(n, o) -> k) INTO ident FROM unnest(TG_ARGV) AS k;
+    IF TG_OP = 'UPDATE' THEN
+        SELECT array_agg(e.key) INTO changed FROM jsonb_each(n) AS e WHERE o -> e.key IS DISTINCT FROM e.value;
         IF changed IS NULL THEN
             RETURN NULL;
         END IF;
         o := (SELECT jsonb_object_agg(key, value) FROM jsonb_each(o) WHERE key = ANY (changed));
         n := (SELECT jsonb_object_agg(key, value) FROM jsonb_each(n) WHERE key = ANY (changed));
-        ident := jsonb_build_object('id', NEW.id);
     END IF;
     INSERT INTO bench_plpgsql_log
            (tenant_id, actor_id, impersonator_id, request_id, db_user, client_addr, application_name,
