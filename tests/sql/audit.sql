@@ -201,6 +201,15 @@ INSERT INTO handmade VALUES (1);
 SELECT count(*) AS rows_left_by_misused_triggers FROM handmade;
 DROP TABLE handmade;
 
+-- Partitioned tables and partitions are refused for now (0A000): no change may go unlogged.
+CREATE TABLE parted (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE parted_2026 PARTITION OF parted FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+SELECT safeguard.enable_audit('parted');
+\echo :LAST_ERROR_SQLSTATE
+SELECT safeguard.enable_audit('parted_2026');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE parted;
+
 -- Hostile identifiers are quoted.
 CREATE TABLE "Odd ""Table""; DROP TABLE charts; --" (id int PRIMARY KEY, "Weird ""Col""" text);
 SELECT safeguard.enable_audit('"Odd ""Table""; DROP TABLE charts; --"', '{"Weird \"Col\""}');
