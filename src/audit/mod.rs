@@ -17,7 +17,7 @@ mod changes;
 mod statement;
 
 use crate::error::SafeguardError;
-use changes::{parse_trigger_args, what_to_log, BadTriggerArgs, Change, Column, TriggerArgs};
+use changes::{parse_trigger_args, what_to_log, BadTriggerArgs, Change, Column};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -51,23 +51,33 @@ const INSERT_CHANGE: &str = "\
 INSERT INTO safeguard.audit_log
        (tenant_id, actor_id, impersonator_id, request_id, db_user, client_addr, application_name,
         txid, table_schema, table_name, operation, record_id, old_data, new_data, changed_columns)
-VALUES (CASE WHEN $6 IS NULL THEN safeguard.current_tenant()
-             ELSE (pg_catalog.to_jsonb($5) OPERATOR(pg_catalog.->>) $6)::uuid END,
-        safeguard.current_actor(), safeguard.current_impersonator(), safeguard.current_request_id(),
-        $11, pg_catalog.inet_client_addr(), pg_catalog.current_setting('application_name'),
-        pg_catalog.txid_current(), $8, $9, $7,
-        pg_catalog.to_jsonb($5) OPERATOR(pg_catalog.-) $4,
-        pg_catalog.to_jsonb($1) OPERATOR(pg_catalog.-) $3,
-        pg_catalog.to_jsonb($2) OPERATOR(pg_catalog.-) $3, $10::name[])";
+VALUES ($1, $2, $3, $4, $5, pg_catalog.inet_client_addr(),
+        pg_catalog.current_setting('application_name'), pg_catalog.txid_current(), $12, $13, $11,
+        pg_catalog.to_jsonb($10) OPERATOR(pg_catalog.-) $9,
+        pg_catalog.to_jsonb($6) OPERATOR(pg_catalog.-) $8,
+        pg_catalog.to_jsonb($7) OPERATOR(pg_catalog.-) $8, $14::name[])";
 
 const INSERT_READ: &str = "\
 INSERT INTO safeguard.audit_log
        (tenant_id, actor_id, impersonator_id, request_id, db_user, client_addr, application_name,
         txid, table_schema, table_name, operation, record_id, new_data)
-VALUES (safeguard.current_tenant(), safeguard.current_actor(), safeguard.current_impersonator(),
-        safeguard.current_request_id(), $1, pg_catalog.inet_client_addr(),
-        pg_catalog.current_setting('application_name'), pg_catalog.txid_current(), $2, $3, 'READ',
-        $4, CASE WHEN $5 IS NULL THEN NULL ELSE pg_catalog.jsonb_build_object('purpose', $5) END)";
+VALUES ($1, $2, $3, $4, $5, pg_catalog.inet_client_addr(),
+        pg_catalog.current_setting('application_name'), pg_catalog.txid_current(), $6, $7, 'READ',
+        $8, CASE WHEN $9 IS NULL THEN NULL ELSE pg_catalog.jsonb_build_object('purpose', $9) END)";
+
+/// The first five parameters of every log insert: tenant, actor, impersonator, request id and
+/// the database user, read here once per write (the same way for every kind of entry).
+fn context_params(tenant: Option<pgrx::Uuid>) -> [DatumWithOid<'static>; 5] {
+    // SAFETY: a Uuid is a uuid datum.
+    let uuid = |id: Option<pgrx::Uuid>| unsafe { DatumWithOid::new(id, pg_sys::UUIDOID) };
+    [
+        uuid(tenant),
+        uuid(crate::context::current_actor()),
+        uuid(crate::context::current_impersonator()),
+        text(crate::context::current_request_id()),
+        text(Some(current_user_name())),
+    ]
+}
 
 struct Writer {
     insert_change: OwnedPreparedStatement,
@@ -177,6 +187,11 @@ fn with_writer<R>(f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>, &mut Writer) -> 
         WRITER.with_borrow_mut(|slot| {
             if slot.is_none() {
                 let types: Vec<PgOid> = [
+                    pg_sys::UUIDOID,
+                    pg_sys::UUIDOID,
+                    pg_sys::UUIDOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTOID,
                     pg_sys::RECORDOID,
                     pg_sys::RECORDOID,
                     pg_sys::TEXTARRAYOID,
@@ -185,9 +200,7 @@ fn with_writer<R>(f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>, &mut Writer) -> 
                     pg_sys::TEXTOID,
                     pg_sys::TEXTOID,
                     pg_sys::TEXTOID,
-                    pg_sys::TEXTOID,
                     pg_sys::TEXTARRAYOID,
-                    pg_sys::TEXTOID,
                 ]
                 .into_iter()
                 .map(PgOid::from)
@@ -278,6 +291,22 @@ unsafe fn same_value(
     }
 }
 
+/// A uuid column of a tuple, or None when it is NULL.
+///
+/// # Safety
+/// The tuple must have been formed with `desc`, and attribute `attnum` must be of type uuid.
+unsafe fn uuid_at(
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+    attnum: i32,
+) -> Option<pgrx::Uuid> {
+    unsafe {
+        let mut is_null = false;
+        let datum = pg_sys::heap_getattr(tuple, attnum, desc, &mut is_null);
+        pgrx::Uuid::from_datum(datum, is_null)
+    }
+}
+
 /// The row trigger of audited tables: AFTER UPDATE FOR EACH ROW (it also handles INSERT and
 /// DELETE rows, which enable_audit() leaves to the statement trigger).
 #[pg_trigger]
@@ -313,6 +342,13 @@ fn _audit_row<'a>(
         Change::Delete => (Some(data.tg_trigtuple), None),
     };
 
+    // An isolated table's entries carry the row's own tenant (after the change; before, for a
+    // DELETE), read straight from the tuple; other tables' the request's.
+    let mut tenant = if args.tenant_column.is_none() {
+        crate::context::current_tenant()
+    } else {
+        None
+    };
     let mut names = Vec::with_capacity(natts);
     let mut columns = Vec::with_capacity(natts);
     for (i, attr) in attrs.iter().enumerate() {
@@ -321,6 +357,12 @@ fn _audit_row<'a>(
         }
         // SAFETY: attname is a NUL-terminated NameData.
         let name = unsafe { CStr::from_ptr(attr.attname.data.as_ptr()) }.to_string_lossy();
+        if args.tenant_column.as_deref() == Some(&*name) && attr.atttypid == pg_sys::UUIDOID {
+            if let Some(row) = new.or(old) {
+                // SAFETY: the tuple belongs to this relation and attribute i + 1 is `attr`.
+                tenant = unsafe { uuid_at(row, desc, i as i32 + 1) };
+            }
+        }
         let unchanged = match (old, new) {
             // SAFETY: both tuples belong to this relation and attribute i + 1 is `attr`.
             (Some(o), Some(n)) => unsafe { same_value(o, n, desc, i as i32 + 1, attr) },
@@ -361,7 +403,7 @@ fn _audit_row<'a>(
         Change::Delete => "DELETE",
     };
     write_change(
-        &args,
+        tenant,
         op,
         schema,
         table,
@@ -377,7 +419,7 @@ fn _audit_row<'a>(
 
 #[allow(clippy::too_many_arguments)]
 fn write_change(
-    args: &TriggerArgs,
+    tenant: Option<pgrx::Uuid>,
     operation: &str,
     schema: String,
     table: String,
@@ -388,20 +430,23 @@ fn write_change(
     not_key: Vec<String>,
     changed_columns: Option<Vec<String>>,
 ) {
-    let db_user = current_user_name();
+    let [tenant, actor, impersonator, request, db_user] = context_params(tenant);
     let params = [
+        tenant,
+        actor,
+        impersonator,
+        request,
+        db_user,
         record(old),
         record(new),
         text_array(dropped_keys),
         text_array(not_key),
         record(ident),
-        text(args.tenant_column.clone()),
         text(Some(operation.to_owned())),
         text(Some(schema)),
         text(Some(table)),
         // SAFETY: a Vec<String> is a text[] datum.
         unsafe { DatumWithOid::new(changed_columns, PgBuiltInOids::TEXTARRAYOID.value()) },
-        text(Some(db_user)),
     ];
     with_writer(|client, writer| {
         let _as_owner = AsUser::switch_to(writer.log_owner);
@@ -432,7 +477,7 @@ fn _audit_statement<'a>(
         PgTriggerOperation::Delete if !data.tg_oldtable.is_null() => RowsOf::Deleted,
         PgTriggerOperation::Truncate => {
             write_change(
-                &args,
+                crate::context::current_tenant(),
                 "TRUNCATE",
                 schema,
                 table,
@@ -464,13 +509,14 @@ fn _audit_statement<'a>(
         args: raw_args,
         columns,
     };
-    let uuid = |id: Option<pgrx::Uuid>| unsafe { DatumWithOid::new(id, pg_sys::UUIDOID) };
+    let [tenant, actor, impersonator, request, db_user] =
+        context_params(crate::context::current_tenant());
     let params = [
-        uuid(crate::context::current_tenant()),
-        uuid(crate::context::current_actor()),
-        uuid(crate::context::current_impersonator()),
-        text(crate::context::current_request_id()),
-        text(Some(current_user_name())),
+        tenant,
+        actor,
+        impersonator,
+        request,
+        db_user,
         text(Some(schema)),
         text(Some(table)),
         text_array(args.excluded.clone()),
@@ -593,8 +639,14 @@ fn audit_read(tbl: PgRelation, record_id: pgrx::JsonB, purpose: default!(Option<
         .with_hint("Only a role that may read the table can record a read of it.")
         .report();
     }
+    let [tenant, actor, impersonator, request, db_user] =
+        context_params(crate::context::current_tenant());
     let params = [
-        text(Some(current_user_name())),
+        tenant,
+        actor,
+        impersonator,
+        request,
+        db_user,
         text(Some(tbl.namespace().to_owned())),
         text(Some(tbl.name().to_owned())),
         // SAFETY: JsonB is a jsonb datum.
