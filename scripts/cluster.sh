@@ -15,6 +15,10 @@ start)
             --encoding=UTF8 --locale=C.UTF-8 >/dev/null
     fi
     make_run_user_dir "$SOCKET_DIR"
+    make_master_key "$MASTER_KEY_FILE"
+    if ! grep -q '^safeguard.master_key_file' "$PGDATA_DIR/postgresql.conf"; then
+        echo "safeguard.master_key_file = '$MASTER_KEY_FILE'" | as_run_user tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
+    fi
     if ! running; then
         say "starting PostgreSQL $PG_MAJOR on port $PG_PORT (socket in $SOCKET_DIR)"
         pg_ctl -l "$SERVER_LOG" -w -t 60 \

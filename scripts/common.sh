@@ -55,6 +55,10 @@ PGDATA_DIR=$STATE_DIR/data
 SOCKET_DIR=$STATE_DIR/run
 SERVER_LOG=$STATE_DIR/server.log
 PGRX_TEST_DIR=$STATE_DIR/pgrx-test
+# The throwaway clusters' master keys for encrypted columns (random, created on first use, mode
+# 0600, owned by the server's OS user). Throwaway keys for throwaway data: never reuse them.
+MASTER_KEY_FILE=$STATE_DIR/master.key
+PGRX_TEST_MASTER_KEY_FILE=$STATE_DIR/pgrx-test-master.key
 
 # Clients connect over the cluster's Unix socket as its bootstrap superuser.
 export PGHOST=$SOCKET_DIR PGPORT=$PG_PORT PGUSER=$RUN_USER PGDATABASE=postgres
@@ -64,6 +68,12 @@ PSQL=("$PG_BINDIR/psql" -X -v ON_ERROR_STOP=1)
 make_run_user_dir() {
     mkdir -p "$1"
     if [ "$(id -u)" = 0 ]; then chown "$RUN_USER" "$1"; fi
+}
+
+# make_master_key FILE: a random 256-bit key in hex, readable only by the server's OS user.
+make_master_key() {
+    [ -f "$1" ] && return 0
+    as_run_user sh -c 'umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d " \n" > "$1"' sh "$1"
 }
 
 # How a person connects to the demo database.

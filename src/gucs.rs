@@ -7,6 +7,7 @@
 //! | `safeguard.tenant_id`, `safeguard.actor_id`, `safeguard.impersonator_id`, `safeguard.request_id` | user | empty | the request context; only `set_context()` may set them |
 //! | `safeguard.isolation_ddl_hook` | user | on | the DDL event trigger isolates new partitions and tables of auto-isolated schemas |
 //! | `safeguard.audit_retention` | superuser | 6 years | the shortest age `audit_purge()` may delete |
+//! | `safeguard.master_key_file` | postgresql.conf (reload) | empty | the file holding the 256-bit master key; its value is shown to superusers only |
 //!
 //! The two `*_setting` names let an application that already sets its own custom setting
 //! (`set_config('app.current_tenant_id', ..., true)`) adopt the extension without code changes.
@@ -36,6 +37,15 @@ static REQUEST_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 static ISOLATION_DDL_HOOK: GucSetting<bool> = GucSetting::<bool>::new(true);
 static AUDIT_RETENTION: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"6 years"));
+static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// The path of the master key file, '' when not configured.
+pub fn master_key_file() -> String {
+    MASTER_KEY_FILE
+        .get()
+        .map(|path| path.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
 
 pub const IMPERSONATOR_SETTING: &CStr = c"safeguard.impersonator_id";
 pub const REQUEST_SETTING: &CStr = c"safeguard.request_id";
@@ -131,8 +141,30 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    // SAFETY: the assign hook only bumps a thread-local counter.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"safeguard.master_key_file",
+            c"File holding the 256-bit master key of encrypted columns (64 hex digits or base64).",
+            c"Read by the server's OS user, which must be the file's only reader (mode 0600). Data keys \
+              are stored wrapped under it; the key itself never enters the database.",
+            &MASTER_KEY_FILE,
+            GucContext::Sighup,
+            GucFlags::SUPERUSER_ONLY,
+            None,
+            Some(master_key_file_changed),
+            None,
+        );
+    }
     // After every definition: from now on a misspelt safeguard.* setting is an error.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"safeguard".as_ptr()) };
+}
+
+/// A reload may point the setting at another key: every cached key is forgotten, the next use
+/// reads the file again.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn master_key_file_changed(_newval: *const c_char, _extra: *mut c_void) {
+    crate::crypto::keystore::forget_all();
 }
 
 /// Reports a rejected setting value the way PostgreSQL's own check hooks do.

@@ -1,7 +1,9 @@
 //! pg_safeguard: the safeguards a multi-tenant healthcare database needs, enforced in PostgreSQL.
 //! This file stays thin: one module per capability, the shared error type and the settings.
 
+pub mod as_user;
 pub mod audit;
+pub mod crypto;
 pub mod context;
 pub mod error;
 pub mod gucs;
@@ -16,6 +18,7 @@ pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap)
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    crypto::keystore::init();
 }
 
 /// Helpers shared by the in-database tests of the modules.
@@ -36,8 +39,13 @@ pub(crate) mod test_support {
 pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}
 
+    /// The master key file of encrypted columns: scripts/pgrx-test.sh creates one and names it
+    /// in SAFEGUARD_TEST_MASTER_KEY_FILE.
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
+        match std::env::var("SAFEGUARD_TEST_MASTER_KEY_FILE") {
+            Ok(path) => vec![Box::leak(format!("safeguard.master_key_file = '{path}'").into_boxed_str())],
+            Err(_) => vec![],
+        }
     }
 }

@@ -16,6 +16,7 @@
 mod changes;
 mod statement;
 
+use crate::as_user::AsUser;
 use crate::error::SafeguardError;
 use changes::{parse_trigger_args, what_to_log, BadTriggerArgs, Change, Column};
 use pgrx::datum::DatumWithOid;
@@ -116,38 +117,6 @@ impl Purging {
 impl Drop for Purging {
     fn drop(&mut self) {
         PURGING.set(false);
-    }
-}
-
-/// Runs `f` as `user` (what SECURITY DEFINER does), restoring the caller's identity afterwards,
-/// also when `f` raises an error.
-struct AsUser {
-    saved_user: pg_sys::Oid,
-    saved_context: i32,
-}
-
-impl AsUser {
-    fn switch_to(user: pg_sys::Oid) -> Self {
-        let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
-        // SAFETY: plain calls into PostgreSQL's user-identity bookkeeping.
-        unsafe {
-            pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-            pg_sys::SetUserIdAndSecContext(
-                user,
-                saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-            );
-        }
-        AsUser {
-            saved_user,
-            saved_context,
-        }
-    }
-}
-
-impl Drop for AsUser {
-    fn drop(&mut self) {
-        // SAFETY: restores what switch_to saved.
-        unsafe { pg_sys::SetUserIdAndSecContext(self.saved_user, self.saved_context) };
     }
 }
 

@@ -74,7 +74,7 @@ thread_local! {
     static BACKEND_GENERATOR: RefCell<Option<BackendGenerator>> = const { RefCell::new(None) };
 }
 
-fn seeded_rng() -> ChaCha20Rng {
+pub(crate) fn seeded_rng() -> ChaCha20Rng {
     let mut seed = [0u8; 32];
     if getrandom::fill(&mut seed).is_err() {
         SafeguardError::new(

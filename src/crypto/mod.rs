@@ -1,0 +1,565 @@
+//! Encrypted columns: AES-256-GCM envelopes (`envelope.rs`), key material (`keys.rs`), the
+//! per-backend key cache (`keystore.rs`), and here the SQL surface.
+//!
+//! The types `safeguard.encrypted_text`, `encrypted_bytea` and `encrypted_jsonb` are declared in
+//! `sql/crypto.sql` over the C symbols of the functions below (pgrx names them `<fn>_wrapper`).
+//! All three store the same envelope; they differ in what a plain input means and what
+//! `decrypt()` returns. A plain value becomes an envelope under the active key of
+//! `current_tenant()` (the global key when no tenant is set); an envelope's text form is taken
+//! as it is, so dumps, restores and replication never encrypt twice.
+
+pub mod envelope;
+pub mod keys;
+pub mod keystore;
+
+use crate::error::{OrReport, SafeguardError};
+use envelope::{Envelope, Malformed};
+use keystore::{tenant_bytes, DataKey};
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{PgSqlErrorCode, Uuid};
+use std::ffi::{CStr, CString};
+
+pgrx::extension_sql_file!(
+    "../../sql/crypto.sql",
+    name = "crypto",
+    requires = [
+        create_key,
+        rotate_key,
+        destroy_key,
+        shred_tenant,
+        blind_index
+    ]
+);
+
+/// What a plain input means for each type, and the type's name for messages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Bytea,
+    Jsonb,
+}
+
+impl Kind {
+    fn type_name(self) -> &'static str {
+        match self {
+            Kind::Text => "safeguard.encrypted_text",
+            Kind::Bytea => "safeguard.encrypted_bytea",
+            Kind::Jsonb => "safeguard.encrypted_jsonb",
+        }
+    }
+}
+
+fn malformed(kind: Kind, error: Malformed) -> SafeguardError {
+    SafeguardError::new(
+        PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+        format!("malformed encrypted value for type {}", kind.type_name()),
+    )
+    .with_detail(error.detail())
+    .with_hint(format!(
+        "A value starting with {} is read as an encrypted value, not as plaintext.",
+        envelope::TEXT_PREFIX
+    ))
+}
+
+fn corrupted(detail: &str) -> SafeguardError {
+    SafeguardError::new(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, "encrypted value failed its integrity check")
+        .with_detail(detail.to_owned())
+}
+
+/// Encrypts plaintext bytes under the active key of the current tenant.
+fn encrypt(plaintext: &[u8]) -> Vec<u8> {
+    let tenant = crate::context::current_tenant();
+    let (key_id, cipher) = keystore::active_key(tenant);
+    envelope::seal(&cipher, key_id, &tenant_bytes(tenant), &keystore::fresh_nonce(), plaintext)
+}
+
+/// A value bound for an encrypted column: an envelope's text form is validated and kept as it is
+/// (a restore, a replica, an ETL job copying ciphertext: nothing is ever encrypted twice);
+/// anything else is plaintext and gets encrypted by `encrypt_plain`.
+fn envelope_or(kind: Kind, value: &[u8], encrypt_plain: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
+    if envelope::looks_like_text_form(value) {
+        envelope::from_text(value).map_err(|e| malformed(kind, e)).or_report()
+    } else {
+        encrypt_plain()
+    }
+}
+
+/// Text input of the three types.
+fn input(kind: Kind, input: &CStr) -> Vec<u8> {
+    let bytes = input.to_bytes();
+    envelope_or(kind, bytes, || match kind {
+        Kind::Text => encrypt(bytes),
+        // SAFETY: byteain reads a NUL-terminated string and returns a bytea or raises 22P02
+        // (its message does not quote the input).
+        Kind::Bytea => encrypt(unsafe {
+            &pgrx::direct_function_call::<Vec<u8>>(pg_sys::byteain, &[Some(pg_sys::Datum::from(input.as_ptr()))])
+                .expect("byteain never returns NULL")
+        }),
+        Kind::Jsonb => encrypt(canonical_json(input).to_bytes()),
+    })
+}
+
+/// The jsonb text of `input`, parsed and printed by PostgreSQL itself (key order, spacing and
+/// duplicate keys as jsonb has them). A syntax error is reported without quoting the input:
+/// jsonb_in's own message would repeat part of the plaintext.
+fn canonical_json(input: &CStr) -> &'static CStr {
+    let ptr = input.as_ptr();
+    let parsed = PgTryBuilder::new(|| unsafe {
+        pgrx::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(ptr))])
+            .expect("jsonb_in never returns NULL")
+    })
+    .catch_when(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, |_| {
+        SafeguardError::new(
+            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            "invalid input syntax for type safeguard.encrypted_jsonb",
+        )
+        .with_detail("The plain value is not valid JSON.")
+        .report()
+    })
+    .catch_when(PgSqlErrorCode::ERRCODE_UNTRANSLATABLE_CHARACTER, |_| {
+        SafeguardError::new(
+            PgSqlErrorCode::ERRCODE_UNTRANSLATABLE_CHARACTER,
+            "invalid input for type safeguard.encrypted_jsonb",
+        )
+        .with_detail("The JSON holds a character the database encoding cannot represent.")
+        .report()
+    })
+    .execute();
+    jsonb_text(parsed)
+}
+
+/// jsonb_out of a jsonb datum: a palloc'd string that lives as long as the current memory context.
+fn jsonb_text(jsonb: pg_sys::Datum) -> &'static CStr {
+    // SAFETY: jsonb_out takes a jsonb datum and returns a palloc'd NUL-terminated string.
+    unsafe {
+        let text = pgrx::direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(jsonb)])
+            .expect("jsonb_out never returns NULL");
+        CStr::from_ptr(text.cast_mut_ptr())
+    }
+}
+
+#[pg_extern(sql = false)]
+fn encrypted_text_in(value: &CStr) -> Vec<u8> {
+    input(Kind::Text, value)
+}
+
+#[pg_extern(sql = false)]
+fn encrypted_bytea_in(value: &CStr) -> Vec<u8> {
+    input(Kind::Bytea, value)
+}
+
+#[pg_extern(sql = false)]
+fn encrypted_jsonb_in(value: &CStr) -> Vec<u8> {
+    input(Kind::Jsonb, value)
+}
+
+/// Text output of all three types: the envelope's text form, never the plaintext.
+#[pg_extern(sql = false)]
+fn encrypted_out(value: &[u8]) -> CString {
+    CString::new(envelope::to_text(value)).expect("base64 has no NUL byte")
+}
+
+/// Binary input of all three types: the envelope bytes, validated and kept.
+#[pg_extern(sql = false)]
+fn encrypted_recv(mut buffer: pgrx::Internal) -> Vec<u8> {
+    // SAFETY: a receive function's first argument is the StringInfo of the message.
+    let buffer = unsafe { buffer.get_mut::<pg_sys::StringInfoData>() }.expect("receive buffer");
+    let start = buffer.cursor as usize;
+    let len = (buffer.len - buffer.cursor) as usize;
+    // SAFETY: data holds len bytes; the cursor marks how many were consumed.
+    let bytes = unsafe { std::slice::from_raw_parts(buffer.data.add(start) as *const u8, len) }.to_vec();
+    buffer.cursor = buffer.len;
+    if let Err(error) = Envelope::parse(&bytes) {
+        SafeguardError::new(
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            "malformed encrypted value in binary input",
+        )
+        .with_detail(error.detail())
+        .report()
+    }
+    bytes
+}
+
+/// The assignment casts from text and varchar (a typed bind parameter): like text input.
+#[pg_extern(sql = false)]
+fn encrypt_text_value(value: &[u8]) -> Vec<u8> {
+    envelope_or(Kind::Text, value, || encrypt(value))
+}
+
+/// The assignment cast from bytea: bytes that spell an envelope's text form are that envelope.
+#[pg_extern(sql = false)]
+fn encrypt_bytea_value(value: &[u8]) -> Vec<u8> {
+    envelope_or(Kind::Bytea, value, || encrypt(value))
+}
+
+/// The assignment cast from jsonb.
+#[pg_extern(sql = false)]
+fn encrypt_jsonb_value(fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
+    // SAFETY: declared STRICT with one jsonb argument.
+    let jsonb = unsafe { pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0) };
+    encrypt(jsonb_text(jsonb).to_bytes())
+}
+
+/// The plaintext of an envelope, after the checks: key present and not destroyed, a tenant's key
+/// only in that tenant's context, tag valid.
+fn decrypt(value: &[u8], check_tenant: bool) -> Vec<u8> {
+    let envelope = Envelope::parse(value)
+        .map_err(|e| corrupted(&format!("The stored envelope is malformed: {}", e.detail())))
+        .or_report();
+    let key = keystore::key_by_id(envelope.key_id);
+    let DataKey::Usable { tenant, cipher } = key.as_ref() else {
+        SafeguardError::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "the key of this encrypted value was destroyed",
+        )
+        .with_detail(format!("Key {} was destroyed; values encrypted under it cannot be decrypted any more.", envelope.key_id))
+        .report()
+    };
+    if check_tenant && tenant.is_some() && crate::context::current_tenant() != *tenant {
+        SafeguardError::new(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "this encrypted value belongs to another tenant",
+        )
+        .with_detail("A tenant's values decrypt only while safeguard.current_tenant() is that tenant.")
+        .with_hint("Call safeguard.set_context(tenant_id => ...) for the value's tenant first.")
+        .report()
+    }
+    envelope
+        .open(cipher, &tenant_bytes(*tenant))
+        .map_err(|_| {
+            corrupted("The value was altered, or copied from a value encrypted under another key or for another tenant.")
+        })
+        .or_report()
+}
+
+#[pg_extern(sql = false)]
+fn decrypt_text(value: &[u8]) -> Vec<u8> {
+    let plaintext = decrypt(value, true);
+    // A text datum must be valid in the database encoding; an envelope made by another type
+    // (bytea) and moved here might not be.
+    // SAFETY: checks len bytes at a valid pointer without raising.
+    let valid = unsafe {
+        pg_sys::pg_verify_mbstr(
+            pg_sys::GetDatabaseEncoding(),
+            plaintext.as_ptr() as *const std::ffi::c_char,
+            plaintext.len() as i32,
+            true,
+        )
+    };
+    if !valid || plaintext.contains(&0) {
+        SafeguardError::new(
+            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+            "decrypted value is not valid text",
+        )
+        .with_detail("The envelope was not made by safeguard.encrypted_text.")
+        .report()
+    }
+    plaintext
+}
+
+#[pg_extern(sql = false)]
+fn decrypt_bytea(value: &[u8]) -> Vec<u8> {
+    decrypt(value, true)
+}
+
+/// Returns the jsonb's own bytes; the SQL declaration makes them a jsonb again (a jsonb is a
+/// varlena like the bytea pgrx builds from a `Vec<u8>`).
+#[pg_extern(sql = false)]
+fn decrypt_jsonb(value: &[u8]) -> Vec<u8> {
+    let plaintext = decrypt(value, true);
+    let Ok(text) = CString::new(plaintext) else {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, "decrypted value is not valid JSON")
+            .with_detail("The envelope was not made by safeguard.encrypted_jsonb.")
+            .report()
+    };
+    let ptr = text.as_ptr();
+    let jsonb = PgTryBuilder::new(|| unsafe {
+        pgrx::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(ptr))])
+            .expect("jsonb_in never returns NULL")
+    })
+    .catch_others(|_| {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, "decrypted value is not valid JSON")
+            .with_detail("The envelope was not made by safeguard.encrypted_jsonb.")
+            .report()
+    })
+    .execute();
+    // SAFETY: jsonb_in returns a fresh, untoasted varlena.
+    unsafe { pgrx::varlena::varlena_to_byte_slice(jsonb.cast_mut_ptr()) }.to_vec()
+}
+
+/// The id of the key an encrypted value is under (no decryption; for reports and re-encryption).
+#[pg_extern(sql = false)]
+fn encrypted_key_id(value: &[u8]) -> i32 {
+    Envelope::parse(value)
+        .map(|e| e.key_id as i32)
+        .map_err(|e| corrupted(&format!("The stored envelope is malformed: {}", e.detail())))
+        .or_report()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+fn tenant_lock(client: &mut pgrx::spi::SpiClient<'_>, tenant: Option<Uuid>) {
+    // One key change per tenant at a time: create_key stays idempotent under concurrency.
+    client
+        .update(
+            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
+                 'pg_safeguard key ' || coalesce($1::text, 'global'), 0))",
+            None,
+            &[keystore::uuid_arg(tenant)],
+        )
+        .unwrap_or_else(|e| pgrx::error!("pg_safeguard: locking the tenant's keys failed: {e}"));
+}
+
+fn active_key_id(client: &mut pgrx::spi::SpiClient<'_>, tenant: Option<Uuid>) -> Option<i32> {
+    client
+        .select(
+            "SELECT id FROM safeguard.key_store WHERE tenant_id IS NOT DISTINCT FROM $1 AND status = 'active'",
+            Some(1),
+            &[keystore::uuid_arg(tenant)],
+        )
+        .ok()
+        .and_then(|table| table.first().get_one::<i32>().ok().flatten())
+}
+
+/// A new active key for `tenant`: random, wrapped under the master key with its id and tenant.
+fn insert_new_key(client: &mut pgrx::spi::SpiClient<'_>, tenant: Option<Uuid>) -> i32 {
+    let master = keystore::master_key();
+    let id = client
+        .update("SELECT pg_catalog.nextval('safeguard.key_store_id_seq')::integer", None, &[])
+        .ok()
+        .and_then(|table| table.first().get_one::<i32>().ok().flatten())
+        .unwrap_or_else(|| pgrx::error!("pg_safeguard: no key id from safeguard.key_store_id_seq"));
+    let data_key = keystore::random_key();
+    let wrapped = keys::wrap(&master, id as u32, &tenant_bytes(tenant), &keystore::fresh_nonce(), &data_key);
+    client
+        .update(
+            "INSERT INTO safeguard.key_store (id, tenant_id, status, wrapped_key) VALUES ($1, $2, 'active', $3)",
+            None,
+            &[id.into(), keystore::uuid_arg(tenant), wrapped.into()],
+        )
+        .unwrap_or_else(|e| pgrx::error!("pg_safeguard: storing the new key failed: {e}"));
+    id
+}
+
+/// The tenant's active key (the global key without a tenant), created if there is none. Returns
+/// its id; calling it again returns the same id.
+#[pg_extern(volatile, parallel_unsafe)]
+fn create_key(tenant_id: default!(Option<Uuid>, "NULL")) -> i32 {
+    let id = keystore::as_store_owner(|client| {
+        tenant_lock(client, tenant_id);
+        active_key_id(client, tenant_id).unwrap_or_else(|| insert_new_key(client, tenant_id))
+    });
+    keystore::invalidate_everywhere();
+    id
+}
+
+/// A new active key for the tenant; the previous one is retired and keeps decrypting.
+#[pg_extern(volatile, parallel_unsafe)]
+fn rotate_key(tenant_id: default!(Option<Uuid>, "NULL")) -> i32 {
+    // Read the master key before changing anything: a missing key file fails the call cleanly.
+    keystore::master_key();
+    let id = keystore::as_store_owner(|client| {
+        tenant_lock(client, tenant_id);
+        client
+            .update(
+                "UPDATE safeguard.key_store SET status = 'retired', retired_at = pg_catalog.now()
+                  WHERE tenant_id IS NOT DISTINCT FROM $1 AND status = 'active'",
+                None,
+                &[keystore::uuid_arg(tenant_id)],
+            )
+            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: retiring the active key failed: {e}"));
+        insert_new_key(client, tenant_id)
+    });
+    keystore::invalidate_everywhere();
+    id
+}
+
+/// Destroys a key: its wrapped material is deleted, values under it can never be decrypted again.
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn destroy_key(key_id: i32) {
+    let found = keystore::as_store_owner(|client| {
+        let exists = client
+            .select("SELECT status FROM safeguard.key_store WHERE id = $1", Some(1), &[key_id.into()])
+            .map(|table| !table.is_empty())
+            .unwrap_or(false);
+        if exists {
+            client
+                .update(
+                    "UPDATE safeguard.key_store
+                        SET status = 'destroyed', wrapped_key = NULL, destroyed_at = pg_catalog.now()
+                      WHERE id = $1 AND status <> 'destroyed'",
+                    None,
+                    &[key_id.into()],
+                )
+                .unwrap_or_else(|e| pgrx::error!("pg_safeguard: destroying the key failed: {e}"));
+        }
+        exists
+    });
+    if !found {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("key {key_id} does not exist"))
+            .with_hint("See safeguard.keys for the keys there are.")
+            .report()
+    }
+    keystore::invalidate_everywhere();
+}
+
+/// Destroys every key of a tenant (crypto-shredding). Returns how many keys it destroyed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn shred_tenant(tenant_id: Option<Uuid>) -> i32 {
+    let Some(tenant) = tenant_id else {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "shred_tenant needs a tenant id")
+            .with_detail("The global key serves values written without a tenant; destroy it by id with safeguard.destroy_key() if that is really meant.")
+            .report()
+    };
+    let destroyed = keystore::as_store_owner(|client| {
+        tenant_lock(client, Some(tenant));
+        client
+            .update(
+                "UPDATE safeguard.key_store
+                    SET status = 'destroyed', wrapped_key = NULL, destroyed_at = pg_catalog.now()
+                  WHERE tenant_id = $1 AND status <> 'destroyed'",
+                None,
+                &[keystore::uuid_arg(Some(tenant))],
+            )
+            .map(|table| table.len() as i32)
+            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: destroying the tenant's keys failed: {e}"))
+    });
+    keystore::invalidate_everywhere();
+    destroyed
+}
+
+/// HMAC-SHA-256 of `value` under a key derived from the master key, the current tenant and
+/// `purpose`: equal values give equal bytes, so a UNIQUE index or an equality lookup works on
+/// an encrypted column's blind index without revealing the value.
+#[pg_extern(stable, strict, parallel_restricted)]
+fn blind_index(value: &[u8], purpose: &str) -> Vec<u8> {
+    if purpose.is_empty() {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "purpose must not be empty")
+            .with_hint("Name what the index is for, such as 'mrn' or 'email': each purpose gets its own key.")
+            .report()
+    }
+    let key = keystore::blind_index_key(crate::context::current_tenant(), purpose.as_bytes());
+    keys::blind_index(&key, value).to_vec()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Re-encryption
+
+/// Rewrites the values of `col` that are not under the active key of their key's tenant, reading
+/// the table once through a cursor `batch_size` rows at a time. Values under destroyed keys stay
+/// as they are (a WARNING counts them). Returns how many values it rewrote; running it again
+/// after an interruption continues where it stopped, since rewritten values are skipped.
+#[pg_extern(sql = false)]
+fn reencrypt(table: pg_sys::Oid, column: &CStr, batch_size: i32) -> i64 {
+    if batch_size <= 0 {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "batch_size must be positive").report()
+    }
+    let column = column.to_str().unwrap_or_default().to_owned();
+    let (rewritten, destroyed) = Spi::connect_mut(|client| {
+        let found = client
+            .select(
+                "SELECT a.atttypid, pg_catalog.format('SELECT tableoid, ctid::text, %I::text FROM %s', a.attname, $1::regclass),
+                        pg_catalog.format('UPDATE %s SET %I = $1 WHERE tableoid = $2 AND ctid = $3::tid', $1::regclass, a.attname)
+                   FROM pg_catalog.pg_attribute a
+                  WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+                Some(1),
+                &[table.into(), column.as_str().into()],
+            )
+            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: looking up the column failed: {e}"));
+        if found.is_empty() {
+            SafeguardError::new(PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN, "column does not exist")
+                .with_detail(format!("The table has no column named {column:?}."))
+                .report()
+        }
+        let row = found.first();
+        let type_oid = row.get::<pg_sys::Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid);
+        let scan = row.get::<String>(2).ok().flatten().unwrap_or_default();
+        let rewrite = row.get::<String>(3).ok().flatten().unwrap_or_default();
+        let is_encrypted = client
+            .select(
+                "SELECT $1 IN ('safeguard.encrypted_text'::regtype, 'safeguard.encrypted_bytea'::regtype,
+                               'safeguard.encrypted_jsonb'::regtype)",
+                None,
+                &[type_oid.into()],
+            )
+            .ok()
+            .and_then(|t| t.first().get_one::<bool>().ok().flatten())
+            .unwrap_or(false);
+        if !is_encrypted {
+            SafeguardError::new(PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, "column is not of an encrypted type")
+                .with_detail("reencrypt() rewrites columns of safeguard.encrypted_text, encrypted_bytea or encrypted_jsonb.")
+                .report()
+        }
+        let mut cursor = client.open_cursor(scan.as_str(), &[]);
+        let (mut rewritten, mut destroyed) = (0i64, 0i64);
+        loop {
+            let rows = cursor
+                .fetch(batch_size as libc::c_long)
+                .unwrap_or_else(|e| pgrx::error!("pg_safeguard: reading the table failed: {e}"));
+            let fetched = rows.len();
+            fn read<T>(e: pgrx::spi::SpiError) -> T {
+                pgrx::error!("pg_safeguard: reading a row failed: {e}")
+            }
+            let mut batch = Vec::with_capacity(fetched);
+            for row in rows {
+                // NULLs have nothing to rewrite.
+                if let Some(value) = row.get::<String>(3).unwrap_or_else(read) {
+                    let tableoid = row.get::<pg_sys::Oid>(1).unwrap_or_else(read);
+                    let ctid = row.get::<String>(2).unwrap_or_else(read);
+                    batch.push((tableoid, ctid, value));
+                }
+            }
+            for (tableoid, ctid, value) in batch {
+                let value = envelope::from_text(value.as_bytes())
+                    .unwrap_or_else(|_| corrupted("A stored envelope is malformed.").report());
+                match rekeyed(&value) {
+                    Rekey::Current => {}
+                    Rekey::Destroyed => destroyed += 1,
+                    Rekey::New(envelope) => {
+                        // SAFETY: envelope bytes form a value of the column's type.
+                        let value = unsafe { DatumWithOid::new(envelope, type_oid) };
+                        client
+                            .update(rewrite.as_str(), None, &[value, tableoid.into(), ctid.into()])
+                            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: rewriting a value failed: {e}"));
+                        rewritten += 1;
+                    }
+                }
+            }
+            if fetched < batch_size as usize {
+                break;
+            }
+        }
+        (rewritten, destroyed)
+    });
+    if destroyed > 0 {
+        pgrx::warning!("pg_safeguard: {destroyed} values are under destroyed keys and were left as they are");
+    }
+    rewritten
+}
+
+enum Rekey {
+    Current,
+    Destroyed,
+    New(Vec<u8>),
+}
+
+/// `value` under the active key of its key's tenant, unless it already is.
+fn rekeyed(value: &[u8]) -> Rekey {
+    let Ok(envelope) = Envelope::parse(value) else {
+        corrupted("A stored envelope is malformed.").report()
+    };
+    let tenant = match keystore::key_by_id(envelope.key_id).as_ref() {
+        DataKey::Usable { tenant, .. } => *tenant,
+        DataKey::Destroyed => return Rekey::Destroyed,
+    };
+    let (active_id, cipher) = keystore::active_key(tenant);
+    if active_id == envelope.key_id {
+        return Rekey::Current;
+    }
+    // The re-encryption runs for an administrator, whatever tenant the session has set.
+    let plaintext = zeroize::Zeroizing::new(decrypt(value, false));
+    Rekey::New(envelope::seal(&cipher, active_id, &tenant_bytes(tenant), &keystore::fresh_nonce(), &plaintext))
+}
