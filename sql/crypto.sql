@@ -123,6 +123,14 @@ CREATE FUNCTION safeguard.key_id(safeguard.encrypted_bytea) RETURNS integer
 CREATE FUNCTION safeguard.key_id(safeguard.encrypted_jsonb) RETURNS integer
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encrypted_key_id_wrapper';
 
+-- Blind index: HMAC-SHA-256 under a key derived from the master key, the current tenant and the
+-- purpose. STABLE (it reads the context and the key), so it cannot be an index expression: store
+-- it in a bytea column next to the encrypted one and index that.
+CREATE FUNCTION safeguard.blind_index(value text, purpose text) RETURNS bytea
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'blind_index_wrapper';
+COMMENT ON FUNCTION safeguard.blind_index(text, text) IS
+    'Deterministic keyed hash of a value for equality lookups and UNIQUE constraints on encrypted data';
+
 CREATE FUNCTION safeguard.reencrypt(tbl regclass, col name, batch_size integer DEFAULT 1000) RETURNS bigint
     LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'reencrypt_wrapper';
 REVOKE ALL ON FUNCTION safeguard.reencrypt(regclass, name, integer) FROM PUBLIC;

@@ -291,7 +291,8 @@ mod tests {
         fn seal_then_open(plaintext in proptest::collection::vec(any::<u8>(), 0..500), key_id in 1u32..) {
             let c = cipher(&[8u8; 32]);
             let envelope = seal(&c, key_id, &TENANT, &[2u8; 12], &plaintext);
-            let parsed = Envelope::parse(&from_text(to_text(&envelope).as_bytes()).unwrap()).unwrap();
+            let stored = from_text(to_text(&envelope).as_bytes()).unwrap();
+            let parsed = Envelope::parse(&stored).unwrap();
             prop_assert_eq!(parsed.key_id, key_id);
             prop_assert_eq!(parsed.open(&c, &TENANT).unwrap(), plaintext);
         }

@@ -140,7 +140,7 @@ fn read_master_key() -> Result<Key, SafeguardError> {
         master_key_error(
             PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
             "could not read the master key file",
-            Some(&format!("The file named by {MASTER_KEY_SETTING}: {}.", e.kind())),
+            Some(&format!("The file named by {MASTER_KEY_SETTING}: {e}.")),
         )
     };
     let file = std::fs::File::open(&path).map_err(unreadable)?;

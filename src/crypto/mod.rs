@@ -28,8 +28,7 @@ pgrx::extension_sql_file!(
         create_key,
         rotate_key,
         destroy_key,
-        shred_tenant,
-        blind_index
+        shred_tenant
     ]
 );
 
@@ -91,14 +90,31 @@ fn input(kind: Kind, input: &CStr) -> Vec<u8> {
     let bytes = input.to_bytes();
     envelope_or(kind, bytes, || match kind {
         Kind::Text => encrypt(bytes),
-        // SAFETY: byteain reads a NUL-terminated string and returns a bytea or raises 22P02
-        // (its message does not quote the input).
-        Kind::Bytea => encrypt(unsafe {
-            &pgrx::direct_function_call::<Vec<u8>>(pg_sys::byteain, &[Some(pg_sys::Datum::from(input.as_ptr()))])
-                .expect("byteain never returns NULL")
-        }),
+        Kind::Bytea => encrypt(&plain_bytea(input)),
         Kind::Jsonb => encrypt(canonical_json(input).to_bytes()),
     })
+}
+
+/// The bytes a bytea literal spells ('\x0a0b' or the escape format). A syntax error is reported
+/// without byteain's message, which quotes the offending character.
+fn plain_bytea(input: &CStr) -> Vec<u8> {
+    let ptr = input.as_ptr();
+    let refuse = |_| -> Vec<u8> {
+        SafeguardError::new(
+            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            "invalid input syntax for type safeguard.encrypted_bytea",
+        )
+        .with_detail("The plain value is not a bytea literal such as '\\x0102'.")
+        .report()
+    };
+    // byteain raises 22023 for a bad hex digit and 22P02 for a bad escape.
+    PgTryBuilder::new(|| unsafe {
+        pgrx::direct_function_call::<Vec<u8>>(pg_sys::byteain, &[Some(pg_sys::Datum::from(ptr))])
+            .expect("byteain never returns NULL")
+    })
+    .catch_when(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, refuse)
+    .catch_when(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, refuse)
+    .execute()
 }
 
 /// The jsonb text of `input`, parsed and printed by PostgreSQL itself (key order, spacing and
@@ -434,14 +450,14 @@ fn shred_tenant(tenant_id: Option<Uuid>) -> i32 {
 /// HMAC-SHA-256 of `value` under a key derived from the master key, the current tenant and
 /// `purpose`: equal values give equal bytes, so a UNIQUE index or an equality lookup works on
 /// an encrypted column's blind index without revealing the value.
-#[pg_extern(stable, strict, parallel_restricted)]
-fn blind_index(value: &[u8], purpose: &str) -> Vec<u8> {
+#[pg_extern(sql = false)]
+fn blind_index(value: &[u8], purpose: &[u8]) -> Vec<u8> {
     if purpose.is_empty() {
         SafeguardError::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "purpose must not be empty")
             .with_hint("Name what the index is for, such as 'mrn' or 'email': each purpose gets its own key.")
             .report()
     }
-    let key = keystore::blind_index_key(crate::context::current_tenant(), purpose.as_bytes());
+    let key = keystore::blind_index_key(crate::context::current_tenant(), purpose);
     keys::blind_index(&key, value).to_vec()
 }
 
