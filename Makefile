@@ -27,18 +27,23 @@ run: install
 stop:
 	scripts/cluster.sh stop
 
-# Unit, property and #[pg_test] tests first; then the release build is installed and the golden
-# SQL tests, the connection-pool client test, the demo, a pg_dump/pg_restore round trip of the
-# demo database and the audit concurrency/crash test run against it in the throwaway cluster.
+# Unit, property and #[pg_test] tests first, and the encryption test vector against OpenSSL; then
+# the release build is installed and, with every statement logged, the golden SQL tests, the
+# connection-pool client test, the demo, a pg_dump/pg_restore round trip of the demo database and
+# the audit concurrency/crash test run in the throwaway cluster; last, its log is searched for
+# key bytes.
 test: setup
 	scripts/pgrx-test.sh
+	python3 tests/crypto/vector.py
 	scripts/install.sh
 	scripts/cluster.sh start
+	scripts/key-leak-test.sh start
 	scripts/regress.sh
 	scripts/client-test.sh
 	scripts/demo.sh >/dev/null
 	scripts/dump-test.sh
 	scripts/audit-concurrency-test.sh
+	scripts/key-leak-test.sh check
 	@echo "make test: all layers passed"
 
 bench: install

@@ -98,3 +98,23 @@ BEGIN
     PERFORM safeguard.enable_audit('patients', exclude_columns => '{notes}');
     PERFORM safeguard.enable_audit('appointments');
 END $$;
+
+-- Encrypted columns: each clinic's medical histories under that clinic's own data key (the
+-- master key stays in the file named by safeguard.master_key_file). The application writes
+-- plain text as before; only clinic_support may decrypt, through a view made for reporting.
+ALTER TABLE patients ADD COLUMN medical_history safeguard.encrypted_text;
+SELECT count(safeguard.create_key(id)) AS clinic_keys FROM organizations;
+DO $$
+DECLARE
+    clinic record;
+BEGIN
+    FOR clinic IN SELECT id FROM organizations LOOP
+        PERFORM safeguard.set_context(tenant_id => clinic.id);
+        UPDATE patients SET medical_history = 'History of ' || full_name || ': seasonal asthma'
+         WHERE organization_id = clinic.id;
+    END LOOP;
+END $$;
+GRANT SELECT ON organizations, patients TO clinic_support;
+GRANT EXECUTE ON FUNCTION safeguard.decrypt(safeguard.encrypted_text) TO clinic_support;
+SELECT safeguard.create_decrypted_view('patients') AS decrypted_view;
+GRANT SELECT ON patients_decrypted TO clinic_app, clinic_support;

@@ -85,3 +85,34 @@ END $$;
 \echo 'Sealing extends a SHA-256 hash chain over the log; verifying recomputes it (run both from a scheduler):'
 SELECT safeguard.audit_seal() AS entries_sealed;
 SELECT * FROM safeguard.audit_verify();
+
+\echo
+\echo '== 4. Encrypted columns ============================================================='
+\echo 'patients.medical_history is a safeguard.encrypted_text: the application writes plain text,'
+\echo 'the table holds an AES-256-GCM envelope under the clinic''s own key:'
+SET ROLE clinic_app;
+BEGIN;
+SELECT safeguard.set_context((SELECT id FROM organizations WHERE name = 'Riverside Family Practice'));
+UPDATE patients SET medical_history = 'Allergic to penicillin'
+ WHERE full_name = 'Patient 2 of Riverside Family Practice';
+SELECT full_name, left(medical_history::text, 40) || '...' AS stored
+  FROM patients WHERE full_name = 'Patient 2 of Riverside Family Practice';
+\echo 'The application role holds no decrypt grant; neither it nor a stolen dump can read the history:'
+DO $$
+BEGIN
+    PERFORM safeguard.decrypt(medical_history) FROM patients LIMIT 1;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'refused: % (SQLSTATE %)', SQLERRM, SQLSTATE;
+END $$;
+COMMIT;
+RESET ROLE;
+\echo 'clinic_support (granted decrypt) reads it through the decrypted view, one clinic at a time:'
+SET ROLE clinic_support;
+BEGIN;
+SELECT safeguard.set_context((SELECT id FROM organizations WHERE name = 'Riverside Family Practice'));
+SELECT full_name, medical_history FROM patients_decrypted
+ WHERE full_name = 'Patient 2 of Riverside Family Practice';
+COMMIT;
+RESET ROLE;
+\echo 'Keys: one per clinic, wrapped under the master key; the view shows no key material:'
+SELECT k.id, o.name AS clinic, k.status FROM safeguard.keys k LEFT JOIN organizations o ON o.id = k.tenant_id ORDER BY k.id;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pg_dump/restore round trip of the demo database: the extension's registries and audit log
 # (config tables), the policies, forced row security and the ulid column survive, isolation
-# still holds, and the audit hash chain still verifies.
+# still holds, the audit hash chain still verifies, and encrypted values come back as the same
+# envelopes, byte for byte, that still decrypt.
 source "$(dirname "$0")/common.sh"
 say "dump and restore: safeguard_demo -> safeguard_restore"
 dump="$ROOT/target/safeguard_demo.dump"
@@ -26,6 +27,16 @@ SELECT safeguard.set_context((SELECT id FROM organizations WHERE name = 'Riversi
 SELECT count(*) FROM patients;
 SELECT count(*) FROM patient_contacts;
 COMMIT;
+RESET ROLE;
+-- Encrypted values: the same envelopes byte for byte, still decrypting with the same keys.
+SELECT md5(string_agg(medical_history::text, ',' ORDER BY id)) FROM patients;
+SELECT string_agg(format('%s %s', id, status), ',' ORDER BY id) FROM safeguard.keys;
+SET ROLE clinic_support;
+BEGIN;
+SELECT safeguard.set_context((SELECT id FROM organizations WHERE name = 'Lakeview Physical Therapy'));
+SELECT string_agg(medical_history, ' | ' ORDER BY full_name) FROM patients_decrypted
+ WHERE organization_id = safeguard.current_tenant();
+COMMIT;
 SQL
 }
 before=$(state safeguard_demo)
@@ -35,3 +46,5 @@ if [ "$before" != "$after" ]; then
     die "the restored database differs from the original"
 fi
 echo "restored: $(grep -c " direct \| via " <<<"$after") isolated tables as before, isolation holds"
+grep -q "History of Patient 1 of Lakeview" <<<"$after" || die "the restored encrypted values do not decrypt"
+echo "restored: encrypted medical histories identical and decrypting"

@@ -7,6 +7,8 @@ source "$(dirname "$0")/common.sh"
 packages=(
     "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-contrib
     libclang-dev clang sudo build-essential pkg-config libssl-dev
+    # An independent AES-GCM (OpenSSL) for the envelope test vector and the key-leak test.
+    python3 python3-cryptography
 )
 missing=()
 for package in "${packages[@]}"; do
