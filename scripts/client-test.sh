@@ -23,6 +23,19 @@ SELECT ('0000000a-0000-4000-8000-' || lpad(to_hex(t), 12, '0'))::uuid, 'visit ' 
   FROM generate_series(1, 50) t, generate_series(1, 40) n;
 SELECT safeguard.isolate('visits');
 GRANT SELECT ON visits TO sg_pool_app;
+-- Encrypted columns written through bound parameters (tests/pool/src/encryption.rs).
+CREATE TABLE charts (
+    id        int PRIMARY KEY,
+    tenant_id uuid NOT NULL,
+    history   safeguard.encrypted_text,
+    scan      safeguard.encrypted_bytea,
+    extra     safeguard.encrypted_jsonb
+);
+SELECT safeguard.isolate('charts');
+SELECT safeguard.create_key('0000000a-0000-4000-8000-000000000001');
+GRANT SELECT, INSERT ON charts TO sg_pool_app;
+GRANT EXECUTE ON FUNCTION safeguard.decrypt(safeguard.encrypted_text), safeguard.decrypt(safeguard.encrypted_bytea),
+    safeguard.decrypt(safeguard.encrypted_jsonb) TO sg_pool_app;
 SQL
 cd "$ROOT/tests/pool"
 cargo build --release --quiet --target-dir "$ROOT/target/pool-test"

@@ -15,6 +15,8 @@
 //! The fixture (roles, the isolated table, rows per tenant) is created by scripts/client-test.sh;
 //! connection parameters come from PGHOST, PGPORT, PGDATABASE and POOL_TEST_USER.
 
+mod encryption;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use rand::Rng;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -180,5 +182,13 @@ async fn main() {
     if requests != REQUESTS as u64 || rows == 0 || foreign != 0 || wrong != 0 || errors != 0 {
         eprintln!("pool test FAILED");
         std::process::exit(1);
+    }
+    let mut client = pool.get().await.expect("pooled connection");
+    match encryption::round_trips(&mut client, tenant(1)).await {
+        Ok(summary) => println!("{summary}"),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
     }
 }
