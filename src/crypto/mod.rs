@@ -579,3 +579,56 @@ fn rekeyed(value: &[u8]) -> Rekey {
     let plaintext = zeroize::Zeroizing::new(decrypt(value, false));
     Rekey::New(envelope::seal(&cipher, active_id, &tenant_bytes(tenant), &keystore::fresh_nonce(), &plaintext))
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::test_support::one;
+    use pgrx::prelude::*;
+
+    fn round_trip_table() {
+        Spi::run("SELECT safeguard.create_key()").unwrap();
+        Spi::run(
+            "CREATE TABLE notes (id int, t safeguard.encrypted_text, b safeguard.encrypted_bytea,
+                                 j safeguard.encrypted_jsonb)",
+        )
+        .unwrap();
+        Spi::run("INSERT INTO notes VALUES (1, 'plain text', '\\x0001', '{\"k\": [1, 2]}')").unwrap();
+    }
+
+    #[pg_test]
+    fn values_round_trip_and_are_stored_as_envelopes() {
+        round_trip_table();
+        assert_eq!(one::<String>("SELECT safeguard.decrypt(t) FROM notes"), "plain text");
+        assert_eq!(one::<Vec<u8>>("SELECT safeguard.decrypt(b) FROM notes"), vec![0, 1]);
+        assert_eq!(one::<String>("SELECT safeguard.decrypt(j)::text FROM notes"), r#"{"k": [1, 2]}"#);
+        assert!(one::<bool>("SELECT t::text LIKE 'sgenc:%' AND b::text LIKE 'sgenc:%' FROM notes"));
+        // Two encryptions of the same value differ (fresh nonce), yet both decrypt.
+        assert!(one::<bool>(
+            "SELECT 'same'::text::safeguard.encrypted_text::text <> 'same'::text::safeguard.encrypted_text::text"
+        ));
+    }
+
+    #[pg_test]
+    #[should_panic(expected = "the key of this encrypted value was destroyed")]
+    fn a_destroyed_key_stops_decrypting_at_once() {
+        round_trip_table();
+        assert_eq!(one::<String>("SELECT safeguard.decrypt(t) FROM notes"), "plain text");
+        Spi::run("SELECT safeguard.destroy_key(safeguard.key_id(t)) FROM notes").unwrap();
+        // The cached key was forgotten through the relcache invalidation of the key table.
+        one::<String>("SELECT safeguard.decrypt(t) FROM notes");
+    }
+
+    #[pg_test]
+    fn rotation_keeps_old_values_readable() {
+        round_trip_table();
+        let old = one::<i32>("SELECT safeguard.key_id(t) FROM notes");
+        let new = one::<i32>("SELECT safeguard.rotate_key()");
+        assert_ne!(old, new);
+        Spi::run("INSERT INTO notes (id, t) VALUES (2, 'after')").unwrap();
+        assert_eq!(one::<i32>("SELECT safeguard.key_id(t) FROM notes WHERE id = 2"), new);
+        assert_eq!(one::<String>("SELECT safeguard.decrypt(t) FROM notes WHERE id = 1"), "plain text");
+        assert_eq!(one::<i64>("SELECT safeguard.reencrypt('notes', 't')"), 1);
+        assert_eq!(one::<i64>(&format!("SELECT count(*) FROM notes WHERE safeguard.key_id(t) = {new}")), 2);
+    }
+}
