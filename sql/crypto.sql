@@ -91,11 +91,11 @@ COMMENT ON TYPE safeguard.encrypted_jsonb IS 'JSON stored encrypted (AES-256-GCM
 -- driver) stored into an encrypted column is encrypted; like text input, a value that spells an
 -- envelope's text form (sgenc:...) is that envelope, kept as it is.
 CREATE FUNCTION safeguard._encrypt(text) RETURNS safeguard.encrypted_text
-    LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encrypt_text_value_wrapper';
+    LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'sg_encrypt_text';
 CREATE FUNCTION safeguard._encrypt(character varying) RETURNS safeguard.encrypted_text
-    LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encrypt_text_value_wrapper';
+    LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'sg_encrypt_text';
 CREATE FUNCTION safeguard._encrypt(bytea) RETURNS safeguard.encrypted_bytea
-    LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encrypt_bytea_value_wrapper';
+    LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'sg_encrypt_bytea';
 CREATE FUNCTION safeguard._encrypt(jsonb) RETURNS safeguard.encrypted_jsonb
     LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encrypt_jsonb_value_wrapper';
 CREATE CAST (text AS safeguard.encrypted_text) WITH FUNCTION safeguard._encrypt(text) AS ASSIGNMENT;
@@ -106,9 +106,9 @@ CREATE CAST (jsonb AS safeguard.encrypted_jsonb) WITH FUNCTION safeguard._encryp
 
 -- Decryption: not for PUBLIC. GRANT EXECUTE ON FUNCTION safeguard.decrypt(...) TO a role.
 CREATE FUNCTION safeguard.decrypt(safeguard.encrypted_text) RETURNS text
-    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'decrypt_text_wrapper';
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'sg_decrypt_text';
 CREATE FUNCTION safeguard.decrypt(safeguard.encrypted_bytea) RETURNS bytea
-    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'decrypt_bytea_wrapper';
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'sg_decrypt_bytea';
 CREATE FUNCTION safeguard.decrypt(safeguard.encrypted_jsonb) RETURNS jsonb
     LANGUAGE c STABLE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'decrypt_jsonb_wrapper';
 REVOKE ALL ON FUNCTION safeguard.decrypt(safeguard.encrypted_text), safeguard.decrypt(safeguard.encrypted_bytea),

@@ -88,6 +88,9 @@ fn as_cstr(value: &[u8; 37]) -> &CStr {
 
 /// The raw text of a setting, if it exists and is set.
 fn read_setting(name: &CStr) -> Option<&'static [u8]> {
+    if let Some(value) = gucs::own_context_value(name) {
+        return value;
+    }
     // SAFETY: GetConfigOption returns NULL or a string owned by the GUC machinery, valid until
     // the setting changes; callers copy what they need before running any other code.
     let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };

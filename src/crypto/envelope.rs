@@ -86,19 +86,29 @@ impl<'a> Envelope<'a> {
         })
     }
 
-    /// The plaintext, if the tag verifies under `cipher` for a key of `tenant`.
-    pub fn open(&self, cipher: &Aes256Gcm, tenant: &[u8; 16]) -> Result<Vec<u8>, IntegrityFailure> {
-        let split = self.sealed.len() - TAG_LEN;
-        let mut plaintext = self.sealed[..split].to_vec();
+    /// The length of the plaintext inside.
+    pub fn plaintext_len(&self) -> usize {
+        self.sealed.len() - TAG_LEN
+    }
+
+    /// Decrypts into `out` (exactly `plaintext_len()` bytes), if the tag verifies under `cipher`
+    /// for a key of `tenant`. On failure `out` is zeroed: unauthenticated bytes never escape.
+    pub fn open_into(&self, cipher: &Aes256Gcm, tenant: &[u8; 16], out: &mut [u8]) -> Result<(), IntegrityFailure> {
+        let split = self.plaintext_len();
+        out.copy_from_slice(&self.sealed[..split]);
         let tag = Tag::from_slice(&self.sealed[split..]);
         cipher
-            .decrypt_in_place_detached(
-                Nonce::from_slice(self.nonce),
-                &associated_data(self.key_id, tenant),
-                &mut plaintext,
-                tag,
-            )
-            .map_err(|_| IntegrityFailure)?;
+            .decrypt_in_place_detached(Nonce::from_slice(self.nonce), &associated_data(self.key_id, tenant), out, tag)
+            .map_err(|_| {
+                out.fill(0);
+                IntegrityFailure
+            })
+    }
+
+    /// The plaintext, if the tag verifies under `cipher` for a key of `tenant`.
+    pub fn open(&self, cipher: &Aes256Gcm, tenant: &[u8; 16]) -> Result<Vec<u8>, IntegrityFailure> {
+        let mut plaintext = vec![0u8; self.plaintext_len()];
+        self.open_into(cipher, tenant, &mut plaintext)?;
         Ok(plaintext)
     }
 }
@@ -112,27 +122,32 @@ pub fn associated_data(key_id: u32, tenant: &[u8; 16]) -> [u8; 21] {
     aad
 }
 
-/// Encrypts `plaintext` into a new envelope. The caller supplies a fresh random nonce.
-pub fn seal(
+/// Encrypts `plaintext` into `out`, which must be exactly `OVERHEAD + plaintext.len()` bytes
+/// (the caller allocates it where the value will live). The caller supplies a fresh random nonce.
+pub fn seal_into(
     cipher: &Aes256Gcm,
     key_id: u32,
     tenant: &[u8; 16],
     nonce: &[u8; NONCE_LEN],
     plaintext: &[u8],
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
-    out.push(VERSION);
-    out.extend_from_slice(&key_id.to_be_bytes());
-    out.extend_from_slice(nonce);
-    out.extend_from_slice(plaintext);
+    out: &mut [u8],
+) {
+    assert_eq!(out.len(), OVERHEAD + plaintext.len(), "envelope buffer of the wrong size");
+    out[0] = VERSION;
+    out[1..5].copy_from_slice(&key_id.to_be_bytes());
+    out[5..HEADER_LEN].copy_from_slice(nonce);
+    let (body, tag_out) = out[HEADER_LEN..].split_at_mut(plaintext.len());
+    body.copy_from_slice(plaintext);
     let tag = cipher
-        .encrypt_in_place_detached(
-            Nonce::from_slice(nonce),
-            &associated_data(key_id, tenant),
-            &mut out[HEADER_LEN..],
-        )
+        .encrypt_in_place_detached(Nonce::from_slice(nonce), &associated_data(key_id, tenant), body)
         .expect("AES-GCM encrypts up to 64 GiB per message; PostgreSQL values are at most 1 GiB");
-    out.extend_from_slice(&tag);
+    tag_out.copy_from_slice(&tag);
+}
+
+/// Encrypts `plaintext` into a new envelope.
+pub fn seal(cipher: &Aes256Gcm, key_id: u32, tenant: &[u8; 16], nonce: &[u8; NONCE_LEN], plaintext: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; OVERHEAD + plaintext.len()];
+    seal_into(cipher, key_id, tenant, nonce, plaintext, &mut out);
     out
 }
 

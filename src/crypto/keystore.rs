@@ -50,6 +50,10 @@ struct Cache {
     by_id: HashMap<u32, Rc<DataKey>>,
     /// Tenant → id of its active key.
     active: HashMap<Option<Uuid>, u32>,
+    /// The last active key handed out: a run of writes for one tenant skips the hash lookups.
+    last_active: Option<(Option<Uuid>, u32, Rc<Aes256Gcm>)>,
+    /// The last key looked up by id: likewise for a scan that decrypts one tenant's values.
+    last_by_id: Option<(u32, Rc<DataKey>)>,
     blind: HashMap<(Option<Uuid>, Vec<u8>), Rc<Key>>,
     /// Nonce generator and the process that seeded it (a forked child reseeds).
     rng: Option<(i32, ChaCha20Rng)>,
@@ -94,6 +98,8 @@ fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
             cache.master = None;
             cache.by_id.clear();
             cache.active.clear();
+            cache.last_active = None;
+            cache.last_by_id = None;
             cache.blind.clear();
             cache.store = None;
         }
@@ -262,15 +268,31 @@ fn load_key(id: u32) -> Rc<DataKey> {
 
 /// The data key `id`, from the cache or the key table.
 pub fn key_by_id(id: u32) -> Rc<DataKey> {
-    with_cache(|cache| cache.by_id.get(&id).cloned()).unwrap_or_else(|| load_key(id))
+    let cached = with_cache(|cache| match &cache.last_by_id {
+        Some((last, key)) if *last == id => Some(key.clone()),
+        _ => {
+            let key = cache.by_id.get(&id).cloned()?;
+            cache.last_by_id = Some((id, key.clone()));
+            Some(key)
+        }
+    });
+    cached.unwrap_or_else(|| load_key(id))
 }
 
 /// The id and cipher of `tenant`'s active key (the global key for `None`).
 pub fn active_key(tenant: Option<Uuid>) -> (u32, Rc<Aes256Gcm>) {
     let cached = with_cache(|cache| {
+        if let Some((last_tenant, id, cipher)) = &cache.last_active {
+            if *last_tenant == tenant {
+                return Some((*id, cipher.clone()));
+            }
+        }
         let id = *cache.active.get(&tenant)?;
         match cache.by_id.get(&id)?.as_ref() {
-            DataKey::Usable { cipher, .. } => Some((id, cipher.clone())),
+            DataKey::Usable { cipher, .. } => {
+                cache.last_active = Some((tenant, id, cipher.clone()));
+                Some((id, cipher.clone()))
+            }
             DataKey::Destroyed => None,
         }
     });

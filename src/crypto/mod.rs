@@ -74,6 +74,130 @@ fn encrypt(plaintext: &[u8]) -> Vec<u8> {
     envelope::seal(&cipher, key_id, &tenant_bytes(tenant), &keystore::fresh_nonce(), plaintext)
 }
 
+/// A new varlena of `len` payload bytes in the current memory context, and its payload.
+fn new_varlena(len: usize) -> (pg_sys::Datum, &'static mut [u8]) {
+    let total = pg_sys::VARHDRSZ + len;
+    // SAFETY: palloc raises on failure; the header is set before the payload is handed out.
+    unsafe {
+        let ptr = pg_sys::palloc(total) as *mut pg_sys::varlena;
+        pgrx::varlena::set_varsize_4b(ptr, total as i32);
+        let payload = std::slice::from_raw_parts_mut((ptr as *mut u8).add(pg_sys::VARHDRSZ), len);
+        (pg_sys::Datum::from(ptr), payload)
+    }
+}
+
+/// The hot path of writes: `encrypt()` sealing straight into the varlena PostgreSQL stores.
+fn encrypt_to_datum(plaintext: &[u8]) -> pg_sys::Datum {
+    let tenant = crate::context::current_tenant();
+    let (key_id, cipher) = keystore::active_key(tenant);
+    let (datum, out) = new_varlena(envelope::OVERHEAD + plaintext.len());
+    envelope::seal_into(&cipher, key_id, &tenant_bytes(tenant), &keystore::fresh_nonce(), plaintext, out);
+    datum
+}
+
+/// The payload of a varlena argument (detoasted; short headers read in place).
+///
+/// SAFETY: `fcinfo` is a call with a non-NULL varlena argument at `n`.
+unsafe fn varlena_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
+    unsafe {
+        let datum = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n);
+        let detoasted = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+        pgrx::varlena::varlena_to_byte_slice(detoasted)
+    }
+}
+
+/// `PG_FUNCTION_INFO_V1` for the few hot functions below that build their result in place
+/// instead of going through pgrx's argument and result conversions (a copy and an allocation
+/// fewer per value).
+const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_sg_encrypt_text() -> &'static pg_sys::Pg_finfo_record {
+    &V1
+}
+
+/// The assignment casts from text and varchar (a typed bind parameter): like text input, an
+/// envelope's text form is kept, anything else encrypted.
+#[unsafe(no_mangle)]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn sg_encrypt_text(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: declared STRICT with one text argument.
+    let value = unsafe { varlena_arg(fcinfo, 0) };
+    if envelope::looks_like_text_form(value) {
+        return envelope_datum(envelope::from_text(value).map_err(|e| malformed(Kind::Text, e)).or_report());
+    }
+    encrypt_to_datum(value)
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_sg_encrypt_bytea() -> &'static pg_sys::Pg_finfo_record {
+    &V1
+}
+
+/// The assignment cast from bytea: bytes that spell an envelope's text form are that envelope.
+#[unsafe(no_mangle)]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn sg_encrypt_bytea(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: declared STRICT with one bytea argument.
+    let value = unsafe { varlena_arg(fcinfo, 0) };
+    if envelope::looks_like_text_form(value) {
+        return envelope_datum(envelope::from_text(value).map_err(|e| malformed(Kind::Bytea, e)).or_report());
+    }
+    encrypt_to_datum(value)
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_sg_decrypt_text() -> &'static pg_sys::Pg_finfo_record {
+    &V1
+}
+
+/// decrypt(encrypted_text) → text, decrypting straight into the result.
+#[unsafe(no_mangle)]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn sg_decrypt_text(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: declared STRICT with one encrypted_text argument.
+    let value = unsafe { varlena_arg(fcinfo, 0) };
+    let (datum, plaintext) = decrypt_to_datum(value);
+    // A text datum must be valid in the database encoding (which also excludes NUL bytes); an
+    // envelope made by another type (bytea) and moved here might not be.
+    // SAFETY: checks len bytes at a valid pointer without raising.
+    let valid = unsafe {
+        pg_sys::pg_verify_mbstr(
+            pg_sys::GetDatabaseEncoding(),
+            plaintext.as_ptr() as *const std::ffi::c_char,
+            plaintext.len() as i32,
+            true,
+        )
+    };
+    if !valid {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, "decrypted value is not valid text")
+            .with_detail("The envelope was not made by safeguard.encrypted_text.")
+            .report()
+    }
+    datum
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_sg_decrypt_bytea() -> &'static pg_sys::Pg_finfo_record {
+    &V1
+}
+
+/// decrypt(encrypted_bytea) → bytea, decrypting straight into the result.
+#[unsafe(no_mangle)]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn sg_decrypt_bytea(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: declared STRICT with one encrypted_bytea argument.
+    let value = unsafe { varlena_arg(fcinfo, 0) };
+    decrypt_to_datum(value).0
+}
+
+/// Envelope bytes as a varlena datum.
+fn envelope_datum(bytes: Vec<u8>) -> pg_sys::Datum {
+    let (datum, out) = new_varlena(bytes.len());
+    out.copy_from_slice(&bytes);
+    datum
+}
+
 /// A value bound for an encrypted column: an envelope's text form is validated and kept as it is
 /// (a restore, a replica, an ETL job copying ciphertext: nothing is ever encrypted twice);
 /// anything else is plaintext and gets encrypted by `encrypt_plain`.
@@ -198,18 +322,6 @@ fn encrypted_recv(mut buffer: pgrx::Internal) -> Vec<u8> {
     bytes
 }
 
-/// The assignment casts from text and varchar (a typed bind parameter): like text input.
-#[pg_extern(sql = false)]
-fn encrypt_text_value(value: &[u8]) -> Vec<u8> {
-    envelope_or(Kind::Text, value, || encrypt(value))
-}
-
-/// The assignment cast from bytea: bytes that spell an envelope's text form are that envelope.
-#[pg_extern(sql = false)]
-fn encrypt_bytea_value(value: &[u8]) -> Vec<u8> {
-    envelope_or(Kind::Bytea, value, || encrypt(value))
-}
-
 /// The assignment cast from jsonb.
 #[pg_extern(sql = false)]
 fn encrypt_jsonb_value(fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
@@ -218,22 +330,20 @@ fn encrypt_jsonb_value(fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
     encrypt(jsonb_text(jsonb).to_bytes())
 }
 
-/// The plaintext of an envelope, after the checks: key present and not destroyed, a tenant's key
-/// only in that tenant's context, tag valid.
-fn decrypt(value: &[u8], check_tenant: bool) -> Vec<u8> {
-    let envelope = Envelope::parse(value)
-        .map_err(|e| corrupted(&format!("The stored envelope is malformed: {}", e.detail())))
-        .or_report();
+/// The usable key of an envelope, after the checks: key present and not destroyed, a tenant's
+/// key only in that tenant's context (unless `check_tenant` is off, for re-encryption).
+fn opening_key(envelope: &Envelope<'_>, check_tenant: bool) -> (std::rc::Rc<DataKey>, Option<Uuid>) {
     let key = keystore::key_by_id(envelope.key_id);
-    let DataKey::Usable { tenant, cipher } = key.as_ref() else {
-        SafeguardError::new(
+    let tenant = match key.as_ref() {
+        DataKey::Usable { tenant, .. } => *tenant,
+        DataKey::Destroyed => SafeguardError::new(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "the key of this encrypted value was destroyed",
         )
         .with_detail(format!("Key {} was destroyed; values encrypted under it cannot be decrypted any more.", envelope.key_id))
-        .report()
+        .report(),
     };
-    if check_tenant && tenant.is_some() && crate::context::current_tenant() != *tenant {
+    if check_tenant && tenant.is_some() && crate::context::current_tenant() != tenant {
         SafeguardError::new(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "this encrypted value belongs to another tenant",
@@ -242,42 +352,40 @@ fn decrypt(value: &[u8], check_tenant: bool) -> Vec<u8> {
         .with_hint("Call safeguard.set_context(tenant_id => ...) for the value's tenant first.")
         .report()
     }
-    envelope
-        .open(cipher, &tenant_bytes(*tenant))
-        .map_err(|_| {
-            corrupted("The value was altered, or copied from a value encrypted under another key or for another tenant.")
-        })
+    (key, tenant)
+}
+
+fn parse_stored(value: &[u8]) -> Envelope<'_> {
+    Envelope::parse(value)
+        .map_err(|e| corrupted(&format!("The stored envelope is malformed: {}", e.detail())))
         .or_report()
 }
 
-#[pg_extern(sql = false)]
-fn decrypt_text(value: &[u8]) -> Vec<u8> {
-    let plaintext = decrypt(value, true);
-    // A text datum must be valid in the database encoding; an envelope made by another type
-    // (bytea) and moved here might not be.
-    // SAFETY: checks len bytes at a valid pointer without raising.
-    let valid = unsafe {
-        pg_sys::pg_verify_mbstr(
-            pg_sys::GetDatabaseEncoding(),
-            plaintext.as_ptr() as *const std::ffi::c_char,
-            plaintext.len() as i32,
-            true,
-        )
-    };
-    if !valid || plaintext.contains(&0) {
-        SafeguardError::new(
-            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-            "decrypted value is not valid text",
-        )
-        .with_detail("The envelope was not made by safeguard.encrypted_text.")
-        .report()
-    }
-    plaintext
+fn tamper_error() -> SafeguardError {
+    corrupted("The value was altered, or copied from a value encrypted under another key or for another tenant.")
 }
 
-#[pg_extern(sql = false)]
-fn decrypt_bytea(value: &[u8]) -> Vec<u8> {
-    decrypt(value, true)
+/// Decrypts `value` into `out` (exactly its plaintext length) after the checks.
+fn decrypt_into(value: &[u8], check_tenant: bool, out: &mut [u8]) {
+    let envelope = parse_stored(value);
+    let (key, tenant) = opening_key(&envelope, check_tenant);
+    let DataKey::Usable { cipher, .. } = key.as_ref() else { unreachable!("opening_key returns usable keys") };
+    envelope.open_into(cipher, &tenant_bytes(tenant), out).map_err(|_| tamper_error()).or_report();
+}
+
+/// The plaintext of an envelope as a new varlena (text or bytea), and its bytes.
+fn decrypt_to_datum(value: &[u8]) -> (pg_sys::Datum, &'static [u8]) {
+    let len = parse_stored(value).plaintext_len();
+    let (datum, out) = new_varlena(len);
+    decrypt_into(value, true, out);
+    (datum, out)
+}
+
+/// The plaintext of an envelope, after the checks.
+fn decrypt(value: &[u8], check_tenant: bool) -> Vec<u8> {
+    let mut plaintext = vec![0u8; parse_stored(value).plaintext_len()];
+    decrypt_into(value, check_tenant, &mut plaintext);
+    plaintext
 }
 
 /// Returns the jsonb's own bytes; the SQL declaration makes them a jsonb again (a jsonb is a
@@ -564,9 +672,7 @@ enum Rekey {
 
 /// `value` under the active key of its key's tenant, unless it already is.
 fn rekeyed(value: &[u8]) -> Rekey {
-    let Ok(envelope) = Envelope::parse(value) else {
-        corrupted("A stored envelope is malformed.").report()
-    };
+    let envelope = parse_stored(value);
     let tenant = match keystore::key_by_id(envelope.key_id).as_ref() {
         DataKey::Usable { tenant, .. } => *tenant,
         DataKey::Destroyed => return Rekey::Destroyed,
