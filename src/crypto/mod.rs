@@ -399,15 +399,19 @@ fn decrypt_jsonb(value: &[u8]) -> Vec<u8> {
             .report()
     };
     let ptr = text.as_ptr();
+    let refuse = |_| -> pg_sys::Datum {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, "decrypted value is not valid JSON")
+            .with_detail("The envelope was not made by safeguard.encrypted_jsonb.")
+            .report()
+    };
+    // jsonb_in's own messages would quote the plaintext.
     let jsonb = PgTryBuilder::new(|| unsafe {
         pgrx::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(ptr))])
             .expect("jsonb_in never returns NULL")
     })
-    .catch_others(|_| {
-        SafeguardError::new(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, "decrypted value is not valid JSON")
-            .with_detail("The envelope was not made by safeguard.encrypted_jsonb.")
-            .report()
-    })
+    .catch_when(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, refuse)
+    .catch_when(PgSqlErrorCode::ERRCODE_UNTRANSLATABLE_CHARACTER, refuse)
+    .catch_when(PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, refuse)
     .execute();
     // SAFETY: jsonb_in returns a fresh, untoasted varlena.
     unsafe { pgrx::varlena::varlena_to_byte_slice(jsonb.cast_mut_ptr()) }.to_vec()

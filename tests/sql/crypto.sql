@@ -141,6 +141,13 @@ SELECT :'nokey'::safeguard.encrypted_bytea;
 SELECT '{"secret diagnosis": '::safeguard.encrypted_jsonb;
 SELECT '\xZZ secret'::safeguard.encrypted_bytea;
 
+-- An envelope moved between the types (through its text form) is refused by decrypt() when its
+-- plaintext is not of the type: bytes that are not valid text (22021), text that is not JSON (22P02).
+SELECT safeguard.decrypt(safeguard.encrypted_text_in(safeguard.encrypted_bytea_in('\xff00fe')::text::cstring));
+\echo :LAST_ERROR_SQLSTATE
+SELECT safeguard.decrypt(safeguard.encrypted_jsonb_in(safeguard.encrypted_text_in('not json')::text::cstring));
+\echo :LAST_ERROR_SQLSTATE
+
 -- Tampering: any changed byte gives an integrity error (XX001), never garbage.
 BEGIN;
 SELECT safeguard.set_context(tenant_id => '00000000-0000-4000-8000-00000000000a');
