@@ -2,7 +2,9 @@
 //! per-backend key cache (`keystore.rs`), and here the SQL surface.
 //!
 //! The types `safeguard.encrypted_text`, `encrypted_bytea` and `encrypted_jsonb` are declared in
-//! `sql/crypto.sql` over the C symbols of the functions below (pgrx names them `<fn>_wrapper`).
+//! `sql/crypto.sql` over the C symbols of the functions below: pgrx's `<fn>_wrapper`s, and for
+//! the hot casts and decrypt() plain version-1 functions (`sg_*`) that build their result in
+//! place.
 //! All three store the same envelope; they differ in what a plain input means and what
 //! `decrypt()` returns. A plain value becomes an envelope under the active key of
 //! `current_tenant()` (the global key when no tenant is set); an envelope's text form is taken
