@@ -64,7 +64,7 @@ CREATE POLICY sg_owner ON safeguard.tenant_auto_isolation FOR ALL
 REVOKE ALL ON safeguard.tenant_registry, safeguard.tenant_auto_isolation FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON safeguard.tenant_registry, safeguard.tenant_auto_isolation TO PUBLIC;
 
--- A table the caller may isolate: an ordinary or partitioned table it owns.
+-- A table the caller may isolate, audit or add data rules to: an ordinary or partitioned table it owns.
 CREATE FUNCTION safeguard._require_own_table(tbl regclass) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -78,7 +78,7 @@ BEGIN
     IF kind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '% is not a table', tbl
             USING ERRCODE = '42809',
-                  HINT = 'Isolation and auditing apply to ordinary and partitioned tables; for a view, apply them to the tables it reads.';
+                  HINT = 'Isolation, auditing and data rules apply to ordinary and partitioned tables; for a view, apply them to the tables it reads.';
     END IF;
     IF NOT pg_has_role(owner, 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl

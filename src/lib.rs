@@ -4,6 +4,7 @@
 pub mod as_user;
 pub mod audit;
 pub mod crypto;
+pub mod constraints;
 pub mod context;
 pub mod error;
 pub mod gucs;
@@ -19,6 +20,7 @@ pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap)
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     crypto::keystore::init();
+    constraints::init();
 }
 
 /// Helpers shared by the in-database tests of the modules.
