@@ -206,6 +206,12 @@ BEGIN
                 USING ERRCODE = '0A000',
                       HINT = 'Install PostgreSQL''s contrib modules (Debian: postgresql-contrib), or call forbid_overlap without same_columns.';
         END IF;
+        -- btree_gist is a trusted extension: CREATE on the database is enough to add it.
+        IF NOT has_database_privilege(current_database(), 'CREATE') THEN
+            RAISE EXCEPTION 'forbid_overlap with same_columns needs the extension btree_gist, and you may not create it'
+                USING ERRCODE = '42501',
+                      HINT = 'Run CREATE EXTENSION btree_gist once as the database owner (or grant CREATE on the database), then call forbid_overlap again.';
+        END IF;
         ddl := ddl || format('CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA %I',
                              (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                                WHERE c.oid = tbl));
@@ -338,7 +344,7 @@ END $body$ $f$, fn, created_col, created_col, created_col, updated_col),
         format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s()', rule_name, tbl, fn),
         format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', tbl, rule_name)],
         format('DROP TRIGGER IF EXISTS %I ON %s; DROP FUNCTION IF EXISTS %s()', rule_name, tbl, fn),
-        jsonb_build_object('created_col', created_col, 'updated_col', updated_col));
+        jsonb_build_object('created_col', created_col, 'updated_col', updated_col, 'functions', jsonb_build_array(fn)));
 END $$;
 COMMENT ON FUNCTION safeguard.maintain_timestamps(regclass, name, name) IS
     'created_at and updated_at set from the database clock; client-supplied values are overridden';
@@ -398,7 +404,7 @@ END $body$ $f$, fn, col, col);
             live_index);
     END IF;
     RETURN safeguard._rule_apply(tbl, rule_name, 'soft_delete', ddl, undo,
-        jsonb_build_object('column', col, 'hard_delete_role', hard_delete_role));
+        jsonb_build_object('column', col, 'hard_delete_role', hard_delete_role, 'functions', jsonb_build_array(fn)));
 END $$;
 COMMENT ON FUNCTION safeguard.enable_soft_delete(regclass, name, name) IS
     'DELETE marks rows (col = now()); hard deletes only through safeguard.hard_delete() by members of a role';
@@ -481,7 +487,8 @@ END $body$ $f$, fn || '_' || op, parent, counter_col, child, counted, key_col, d
                                   rule_name || '_' || o, child, fn || '_' || o), '; ')
            FROM unnest(ARRAY['insert', 'update', 'delete']) o),
         jsonb_build_object('parent', parent::text, 'counter_col', counter_col, 'fk_col', fk_col,
-                           'key_col', key_col, 'where', expr));
+                           'key_col', key_col, 'where', expr,
+                           'functions', jsonb_build_array(fn || '_insert', fn || '_update', fn || '_delete')));
 END $$;
 COMMENT ON FUNCTION safeguard.maintain_count(regclass, name, regclass, name, text) IS
     'Keeps a parent''s counter of child rows exact under concurrent inserts, deletes, soft deletes and re-parenting';
@@ -531,13 +538,23 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION safeguard.drop_rule(regclass, text) IS 'Removes what a data-rule helper created';
 
--- Dropped tables leave the rule registry (their rules went with them).
+-- Dropped tables leave the rule registry: their indexes, constraints and triggers went with them;
+-- the trigger functions generated for them (recorded in options.functions) are dropped here.
 CREATE FUNCTION safeguard._on_drop_ruled() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fn text;
 BEGIN
-    DELETE FROM safeguard.rule_registry r
-     USING pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_class'::regclass AND d.objid = r.tbl::oid AND d.objsubid = 0;
+    FOR fn IN
+        WITH gone AS (
+            DELETE FROM safeguard.rule_registry r
+             USING pg_event_trigger_dropped_objects() d
+             WHERE d.classid = 'pg_class'::regclass AND d.objid = r.tbl::oid AND d.objsubid = 0
+            RETURNING r.options)
+        SELECT jsonb_array_elements_text(coalesce(options -> 'functions', '[]')) FROM gone
+    LOOP
+        EXECUTE format('DROP FUNCTION IF EXISTS %s()', fn);
+    END LOOP;
 END $$;
 REVOKE ALL ON FUNCTION safeguard._on_drop_ruled() FROM PUBLIC;
 CREATE EVENT TRIGGER sg_forget_dropped_rules ON sql_drop EXECUTE FUNCTION safeguard._on_drop_ruled();
