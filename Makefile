@@ -29,9 +29,9 @@ stop:
 
 # Unit, property and #[pg_test] tests first, and the encryption test vector against OpenSSL; then
 # the release build is installed and, with every statement logged, the golden SQL tests, the
-# connection-pool client test, the demo, a pg_dump/pg_restore round trip of the demo database and
-# the audit concurrency/crash test run in the throwaway cluster; last, its log is searched for
-# key bytes.
+# connection-pool client test, the demo, a pg_dump/pg_restore round trip of the demo database,
+# the audit concurrency/crash test and the maintain_count concurrency test run in the throwaway
+# cluster; last, its log is searched for key bytes.
 test: setup
 	scripts/pgrx-test.sh
 	python3 tests/crypto/vector.py
@@ -43,6 +43,7 @@ test: setup
 	scripts/demo.sh >/dev/null
 	scripts/dump-test.sh
 	scripts/audit-concurrency-test.sh
+	scripts/rules-concurrency-test.sh
 	scripts/key-leak-test.sh check
 	@echo "make test: all layers passed"
 
