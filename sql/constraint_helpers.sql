@@ -416,9 +416,11 @@ COMMENT ON FUNCTION safeguard.hard_delete(regclass, text) IS
 
 -- Counters kept exact: statement-level triggers over the child's transition tables add each
 -- statement's net change per parent in one UPDATE, after locking those parents in key order (so
--- concurrent statements touching several parents cannot deadlock on them). SECURITY DEFINER
--- (the rule's creator): writers of the child need no UPDATE on the parent; row-level security on
--- the parent still applies, with the writer's request context.
+-- concurrent statements touching several parents cannot deadlock on them). The trigger
+-- functions run with the writer's privileges: roles that write the child need UPDATE on the
+-- parent's counter column (and row-level security on the parent applies with their context).
+-- Measured: as SECURITY DEFINER the same triggers cost twice as much per insert (0.65x of no
+-- counter instead of 0.77x with 8 clients).
 CREATE FUNCTION safeguard.maintain_count(parent regclass, counter_col name, child regclass, fk_col name,
                                          where_clause text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -467,7 +469,7 @@ BEGIN
         deltas := format('SELECT k, sum(d) AS d FROM (%s) c WHERE k IS NOT NULL GROUP BY k HAVING sum(d) <> 0',
                          CASE op WHEN 'insert' THEN added WHEN 'delete' THEN removed
                                  ELSE added || ' UNION ALL ' || removed END);
-        ddl := ddl || format($f$CREATE FUNCTION %1$s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+        ddl := ddl || format($f$CREATE FUNCTION %1$s() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $body$
 BEGIN
     -- pg_safeguard maintain_count: %2$s.%3$I counts the rows of %4$s that match %5$s.

@@ -38,8 +38,8 @@ pub fn is_valid_dea(value: &[u8]) -> bool {
     {
         return false;
     }
-    let d: Vec<u32> = value[2..].iter().map(|&b| u32::from(b - b'0')).collect();
-    ((d[0] + d[2] + d[4]) + 2 * (d[1] + d[3] + d[5])) % 10 == d[6]
+    let d = |i: usize| u32::from(value[2 + i] - b'0');
+    ((d(0) + d(2) + d(4)) + 2 * (d(1) + d(3) + d(5))) % 10 == d(6)
 }
 
 /// E.164 telephone number: '+', then 8 to 15 digits, the first not 0.
@@ -48,39 +48,81 @@ pub fn is_valid_e164(value: &[u8]) -> bool {
     (8..=15).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) && digits[0] != b'0'
 }
 
-/// A pragmatic e-mail address check: one '@'; a local part of 1 to 64 bytes; a domain of at most
-/// 253 bytes with at least two dot-separated labels of 1 to 63 bytes each, made of letters,
-/// digits, hyphens (not at either end of a label) or non-ASCII (internationalised) bytes; no
-/// spaces or control characters anywhere; at most 254 bytes in all (RFC 5321's path limit).
+/// A pragmatic e-mail address check: one '@'; a local part of 1 to 64 bytes without spaces,
+/// control characters or the specials ()<>[]\,;:" and without a leading, trailing or doubled
+/// dot; a domain of at most 253 bytes with at least two dot-separated labels of 1 to 63 bytes
+/// each, made of letters, digits, hyphens (not at either end of a label) or non-ASCII
+/// (internationalised) bytes, the last not all digits; at most 254 bytes in all (RFC 5321).
+///
+/// One pass over the bytes with lookup tables and no allocation: this runs in CHECK constraints,
+/// once per row written.
 pub fn is_valid_email(value: &[u8]) -> bool {
-    if value.len() > 254 || value.iter().any(|&b| b <= b' ' || b == 0x7f) {
+    if value.len() > 254 {
         return false;
     }
-    let mut parts = value.split(|&b| b == b'@');
-    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    if local.is_empty() || local.len() > 64 || local.starts_with(b".") || local.ends_with(b".") {
+    let Some(at) = value.iter().position(|&b| b == b'@') else { return false };
+    let (local, domain) = (&value[..at], &value[at + 1..]);
+    if local.is_empty() || local.len() > 64 || domain.len() > 253 {
         return false;
     }
-    if local.windows(2).any(|w| w == b"..") || local.iter().any(|b| b"()<>[]\\,;:\"".contains(b)) {
+    let mut previous = b'.'; // a leading dot counts as doubled
+    for &b in local {
+        if !LOCAL_BYTE[usize::from(b)] || (b == b'.' && previous == b'.') {
+            return false;
+        }
+        previous = b;
+    }
+    if previous == b'.' {
         return false;
     }
-    if domain.len() > 253 {
-        return false;
+    let (mut labels, mut label_len, mut all_digits) = (0usize, 0usize, true);
+    let mut previous = b'.';
+    for &b in domain {
+        if b == b'.' {
+            if label_len == 0 || previous == b'-' {
+                return false;
+            }
+            labels += 1;
+            label_len = 0;
+            all_digits = true;
+        } else {
+            if !DOMAIN_BYTE[usize::from(b)] || (label_len == 0 && b == b'-') {
+                return false;
+            }
+            label_len += 1;
+            if label_len > 63 {
+                return false;
+            }
+            all_digits &= b.is_ascii_digit();
+        }
+        previous = b;
     }
-    let labels: Vec<&[u8]> = domain.split(|&b| b == b'.').collect();
-    labels.len() >= 2
-        && labels.iter().all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.first() != Some(&b'-')
-                && label.last() != Some(&b'-')
-                && label.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b >= 0x80)
-        })
-        // A top-level domain is never all digits (that would be an IP address written badly).
-        && !labels.last().is_some_and(|tld| tld.iter().all(u8::is_ascii_digit))
+    // The last label closes at the end; a top-level domain is never all digits.
+    label_len > 0 && previous != b'-' && labels >= 1 && !all_digits
 }
+
+/// Bytes allowed in the local part: printable ASCII except space and ()<>[]\,;:"@, and any
+/// non-ASCII byte (internationalised addresses).
+const LOCAL_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0x21;
+    while b < 256 {
+        table[b] = b != 0x7f && !matches!(b as u8, b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'\\' | b',' | b';' | b':' | b'"' | b'@');
+        b += 1;
+    }
+    table
+};
+
+/// Bytes allowed in a domain label: ASCII letters, digits, hyphen, and non-ASCII bytes.
+const DOMAIN_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric() || b == b'-' as usize || b >= 0x80;
+        b += 1;
+    }
+    table
+};
 
 /// USPS two-letter codes: the 50 states, DC, the territories (AS, GU, MP, PR, VI, UM), the
 /// freely associated states (FM, MH, PW) and the military "states" (AA, AE, AP). Upper case.
