@@ -53,9 +53,10 @@ SELECT o.id, 'Patient ' || n || ' of ' || o.name, date '1950-01-01' + n * 400
 INSERT INTO appointments (id, organization_id, patient_id, provider_id, starts_at, ends_at)
 SELECT safeguard.ulid_at(s.starts_at)::safeguard.ulid, p.organization_id, p.id, pr.id,
        s.starts_at, s.starts_at + interval '45 minutes'
-  FROM patients p
+  FROM (SELECT *, row_number() OVER (PARTITION BY organization_id ORDER BY full_name) AS slot FROM patients) p
   JOIN providers pr ON pr.organization_id = p.organization_id
- CROSS JOIN LATERAL (SELECT timestamptz '2026-01-05 09:00+00' + (n * interval '1 week') AS starts_at
+ CROSS JOIN LATERAL (SELECT timestamptz '2026-01-05 08:00+00' + (n * interval '1 week') + (p.slot * interval '1 hour')
+                            AS starts_at
                        FROM generate_series(0, 3) AS n) AS s;
 
 -- Contact details reach their tenant through the patient.
@@ -118,3 +119,12 @@ GRANT SELECT ON organizations, patients TO clinic_support;
 GRANT EXECUTE ON FUNCTION safeguard.decrypt(safeguard.encrypted_text) TO clinic_support;
 SELECT safeguard.create_decrypted_view('patients') AS decrypted_view;
 GRANT SELECT ON patients_decrypted TO clinic_app, clinic_support;
+
+-- Data rules: NPI valid and unique per clinic, appointments that end after they start and never
+-- overlap for one provider, timestamps from the database's clock.
+ALTER TABLE providers ADD CONSTRAINT npi_valid CHECK (safeguard.is_valid_npi(npi_number));
+SELECT safeguard.require_unique('providers', '{organization_id, npi_number}', 'npi_number IS NOT NULL') IS NOT NULL AS npi_unique;
+SELECT safeguard.require_order('appointments', 'starts_at', 'ends_at') IS NOT NULL AS appointments_ordered;
+SELECT safeguard.forbid_overlap('appointments', 'starts_at', 'ends_at', '{provider_id}') IS NOT NULL AS no_double_booking;
+ALTER TABLE patients ADD COLUMN created_at timestamptz, ADD COLUMN updated_at timestamptz;
+SELECT safeguard.maintain_timestamps('patients') IS NOT NULL AS patient_timestamps;

@@ -116,3 +116,29 @@ COMMIT;
 RESET ROLE;
 \echo 'Keys: one per clinic, wrapped under the master key; the view shows no key material:'
 SELECT k.id, o.name AS clinic, k.status FROM safeguard.keys k LEFT JOIN organizations o ON o.id = k.tenant_id ORDER BY k.id;
+
+\echo
+\echo '== 5. Data rules ===================================================================='
+\echo 'One call per rule; each returns the DDL it ran and is recorded with what undoes it:'
+SELECT tbl, name, kind FROM safeguard.rule_registry ORDER BY tbl::text, name;
+\echo 'A provider cannot be double-booked (SQLSTATE 23P01; the message names the rule, not the values):'
+SET ROLE clinic_app;
+BEGIN;
+SELECT safeguard.set_context((SELECT id FROM organizations WHERE name = 'Riverside Family Practice'));
+DO $$
+BEGIN
+    INSERT INTO appointments (organization_id, patient_id, provider_id, starts_at, ends_at)
+    SELECT a.organization_id, a.patient_id, a.provider_id, a.starts_at + interval '15 minutes', a.ends_at
+      FROM appointments a ORDER BY a.starts_at LIMIT 1;
+EXCEPTION WHEN exclusion_violation THEN
+    RAISE NOTICE 'refused: % (SQLSTATE %)', SQLERRM, SQLSTATE;
+END $$;
+\echo 'An invalid NPI is refused by safeguard.is_valid_npi() (SQLSTATE 23514):'
+DO $$
+BEGIN
+    UPDATE providers SET npi_number = '1234567890';
+EXCEPTION WHEN check_violation THEN
+    RAISE NOTICE 'refused: % (SQLSTATE %)', SQLERRM, SQLSTATE;
+END $$;
+COMMIT;
+RESET ROLE;
