@@ -41,6 +41,26 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
               FROM pg_class c WHERE c.oid = tbl) n
 $$;
 
+-- The schema of tbl, for names of objects created beside it.
+CREATE FUNCTION safeguard._rule_schema(tbl regclass) RETURNS name
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl
+$$;
+
+-- A non-empty list of existing columns of tbl (22023, 42703).
+CREATE FUNCTION safeguard._rule_columns(tbl regclass, columns name[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col name;
+BEGIN
+    IF columns IS NULL OR cardinality(columns) = 0 THEN
+        RAISE EXCEPTION 'columns must name at least one column' USING ERRCODE = '22023';
+    END IF;
+    FOREACH col IN ARRAY columns LOOP
+        PERFORM safeguard._column_type(tbl, col, 'column');
+    END LOOP;
+END $$;
+
 -- A where_clause, checked: one expression (parser), boolean, over the table's columns.
 CREATE FUNCTION safeguard._rule_where(tbl regclass, where_clause text) RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -94,25 +114,18 @@ CREATE FUNCTION safeguard.require_unique(tbl regclass, columns name[], where_cla
 RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    col name;
     expr text;
     rule_name text;
 BEGIN
     PERFORM safeguard._require_own_table(tbl);
-    IF columns IS NULL OR cardinality(columns) = 0 THEN
-        RAISE EXCEPTION 'columns must name at least one column' USING ERRCODE = '22023';
-    END IF;
-    FOREACH col IN ARRAY columns LOOP
-        PERFORM safeguard._column_type(tbl, col, 'column');
-    END LOOP;
+    PERFORM safeguard._rule_columns(tbl, columns);
     expr := safeguard._rule_where(tbl, where_clause);
     rule_name := safeguard._rule_name('unique', tbl, columns::text[]);
     RETURN safeguard._rule_apply(tbl, rule_name, 'unique',
         ARRAY[format('CREATE UNIQUE INDEX %I ON %s (%s)%s', rule_name, tbl,
                      (SELECT string_agg(quote_ident(c), ', ') FROM unnest(columns) c),
                      coalesce(' WHERE ' || expr, ''))],
-        format('DROP INDEX IF EXISTS %I.%I', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                     WHERE c.oid = tbl), rule_name));
+        format('DROP INDEX IF EXISTS %I.%I', safeguard._rule_schema(tbl), rule_name));
 END $$;
 COMMENT ON FUNCTION safeguard.require_unique(regclass, name[], text) IS
     'A (partial) unique index: one PRIMARY provider per patient, one NPI per organization';
@@ -213,8 +226,7 @@ BEGIN
                       HINT = 'Run CREATE EXTENSION btree_gist once as the database owner (or grant CREATE on the database), then call forbid_overlap again.';
         END IF;
         ddl := ddl || format('CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA %I',
-                             (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                               WHERE c.oid = tbl));
+                             safeguard._rule_schema(tbl));
     END IF;
     rule_name := safeguard._rule_name('no_overlap', tbl, coalesce(same_columns, '{}')::text[] || ARRAY[start_col::text, end_col::text]);
     ddl := ddl || format('ALTER TABLE %s ADD CONSTRAINT %I EXCLUDE USING gist (%s%s(%I, %I, %L) WITH &&)%s',
@@ -277,16 +289,10 @@ END $$;
 CREATE FUNCTION safeguard.protect_columns(tbl regclass, columns name[]) RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    col name;
     rule_name text;
 BEGIN
     PERFORM safeguard._require_own_table(tbl);
-    IF columns IS NULL OR cardinality(columns) = 0 THEN
-        RAISE EXCEPTION 'columns must name at least one column' USING ERRCODE = '22023';
-    END IF;
-    FOREACH col IN ARRAY columns LOOP
-        PERFORM safeguard._column_type(tbl, col, 'column');
-    END LOOP;
+    PERFORM safeguard._rule_columns(tbl, columns);
     rule_name := safeguard._rule_name('protect', tbl, columns::text[]);
     -- The WHEN condition keeps the trigger off the path of updates that leave the columns alone.
     RETURN safeguard._rule_apply(tbl, rule_name, 'protect', ARRAY[
@@ -306,8 +312,7 @@ COMMENT ON FUNCTION safeguard.protect_columns(regclass, name[]) IS
 -- plans, which a generic function taking names as arguments could not.
 CREATE FUNCTION safeguard._rule_function_name(tbl regclass, rule_name text) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT format('%I.%I', n.nspname, rule_name)
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl
+    SELECT format('%I.%I', safeguard._rule_schema(tbl), rule_name)
 $$;
 
 CREATE FUNCTION safeguard.maintain_timestamps(tbl regclass, created_col name DEFAULT 'created_at',
@@ -400,7 +405,7 @@ END $body$ $f$, fn, col, col);
     IF key_columns IS NOT NULL THEN
         ddl := ddl || format('CREATE INDEX %I ON %s (%s) WHERE %I IS NULL', live_index, tbl, key_columns, col);
         undo := undo || format('; DROP INDEX IF EXISTS %I.%I',
-            (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl),
+            safeguard._rule_schema(tbl),
             live_index);
     END IF;
     RETURN safeguard._rule_apply(tbl, rule_name, 'soft_delete', ddl, undo,

@@ -9,6 +9,7 @@ pub mod context;
 pub mod error;
 pub mod gucs;
 pub mod ids;
+mod scoped_flag;
 pub mod tenancy;
 
 ::pgrx::pg_module_magic!(name, version);

@@ -105,20 +105,6 @@ thread_local! {
     static PURGING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-struct Purging;
-
-impl Purging {
-    fn begin() -> Self {
-        PURGING.set(true);
-        Purging
-    }
-}
-
-impl Drop for Purging {
-    fn drop(&mut self) {
-        PURGING.set(false);
-    }
-}
 
 fn current_user_name() -> String {
     // SAFETY: GetUserNameFromId with noerr=false returns a valid palloc'd string or raises.
@@ -558,7 +544,7 @@ fn _audit_guard<'a>(
 /// safeguard.audit_purge(), which checks the retention; EXECUTE is revoked from PUBLIC.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _audit_purge_through(through_seq: i64, through_link: &[u8], older_than: &str) -> i64 {
-    let _purging = Purging::begin();
+    let _purging = crate::scoped_flag::Raised::raise(&PURGING);
     Spi::connect_mut(|client| {
         let deleted = client
             .update(

@@ -87,20 +87,6 @@ thread_local! {
     static HARD_DELETING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-struct HardDeleting;
-
-impl HardDeleting {
-    fn begin() -> Self {
-        HARD_DELETING.set(true);
-        HardDeleting
-    }
-}
-
-impl Drop for HardDeleting {
-    fn drop(&mut self) {
-        HARD_DELETING.set(false);
-    }
-}
 
 /// Read by the soft-delete triggers: whether safeguard.hard_delete() is deleting right now.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -150,7 +136,7 @@ fn hard_delete(tbl: pg_sys::Oid, where_clause: &str) -> i64 {
             .with_hint("enable_soft_delete(tbl, col, hard_delete_role => ...) names the role.")
             .report()
     }
-    let _deleting = HardDeleting::begin();
+    let _deleting = crate::scoped_flag::Raised::raise(&HARD_DELETING);
     Spi::connect_mut(|client| {
         client
             .update(statement.as_str(), None, &[])

@@ -22,21 +22,6 @@ pub fn setting_in_progress() -> bool {
     SETTING_IN_PROGRESS.get()
 }
 
-/// Holds the flag up for as long as it lives; an error while setting unwinds through its Drop.
-struct SettingContext;
-
-impl SettingContext {
-    fn begin() -> Self {
-        SETTING_IN_PROGRESS.set(true);
-        SettingContext
-    }
-}
-
-impl Drop for SettingContext {
-    fn drop(&mut self) {
-        SETTING_IN_PROGRESS.set(false);
-    }
-}
 
 /// A custom setting name: `prefix.name`, letters, digits, underscores and dots, at most 63 bytes.
 pub fn is_custom_setting_name(name: &[u8]) -> bool {
@@ -135,7 +120,7 @@ fn set_context(
     request_id: default!(Option<&str>, "NULL"),
 ) {
     let request_id = CString::new(request_id.unwrap_or("")).unwrap_or_default();
-    let _writing = SettingContext::begin();
+    let _writing = crate::scoped_flag::Raised::raise(&SETTING_IN_PROGRESS);
     set_local(
         gucs::name_in(&gucs::TENANT_SETTING),
         as_cstr(&id_value(tenant_id)),

@@ -124,11 +124,7 @@ pub extern "C" fn pg_finfo_sg_encrypt_text() -> &'static pg_sys::Pg_finfo_record
 #[pg_guard]
 pub unsafe extern "C-unwind" fn sg_encrypt_text(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: declared STRICT with one text argument.
-    let value = unsafe { varlena_arg(fcinfo, 0) };
-    if envelope::looks_like_text_form(value) {
-        return envelope_datum(envelope::from_text(value).map_err(|e| malformed(Kind::Text, e)).or_report());
-    }
-    encrypt_to_datum(value)
+    encrypt_cast(Kind::Text, unsafe { varlena_arg(fcinfo, 0) })
 }
 
 #[unsafe(no_mangle)]
@@ -141,9 +137,13 @@ pub extern "C" fn pg_finfo_sg_encrypt_bytea() -> &'static pg_sys::Pg_finfo_recor
 #[pg_guard]
 pub unsafe extern "C-unwind" fn sg_encrypt_bytea(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: declared STRICT with one bytea argument.
-    let value = unsafe { varlena_arg(fcinfo, 0) };
+    encrypt_cast(Kind::Bytea, unsafe { varlena_arg(fcinfo, 0) })
+}
+
+/// A cast's value: an envelope's text form is that envelope, anything else is encrypted.
+fn encrypt_cast(kind: Kind, value: &[u8]) -> pg_sys::Datum {
     if envelope::looks_like_text_form(value) {
-        return envelope_datum(envelope::from_text(value).map_err(|e| malformed(Kind::Bytea, e)).or_report());
+        return envelope_datum(envelope::from_text(value).map_err(|e| malformed(kind, e)).or_report());
     }
     encrypt_to_datum(value)
 }
