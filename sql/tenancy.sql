@@ -422,7 +422,10 @@ DECLARE
     anc regclass;
     auto_column name;
 BEGIN
-    IF NOT coalesce(current_setting('safeguard.isolation_ddl_hook', true), 'on')::boolean THEN
+    -- '' as well as NULL means the default (on): when a session's first call into the extension
+    -- is a helper whose SET clause names this setting, PostgreSQL restores it to '' on exit,
+    -- because the library (which defines it) loaded only inside that call.
+    IF NOT coalesce(nullif(current_setting('safeguard.isolation_ddl_hook', true), ''), 'on')::boolean THEN
         RETURN;
     END IF;
     FOR t IN

@@ -7,6 +7,7 @@
 //! | `safeguard.tenant_id`, `safeguard.actor_id`, `safeguard.impersonator_id`, `safeguard.request_id` | user | empty | the request context; only `set_context()` may set them |
 //! | `safeguard.isolation_ddl_hook` | user | on | the DDL event trigger isolates new partitions and tables of auto-isolated schemas |
 //! | `safeguard.audit_retention` | superuser | 6 years | the shortest age `audit_purge()` may delete |
+//! | `safeguard.tenant_column` | user | `tenant_id` | the tenant column `lint()` looks for first (then organization_id, workspace_id) |
 //! | `safeguard.master_key_file` | postgresql.conf (reload) | empty | the file holding the 256-bit master key; its value is shown to superusers only |
 //!
 //! The two `*_setting` names let an application that already sets its own custom setting
@@ -38,6 +39,7 @@ static ISOLATION_DDL_HOOK: GucSetting<bool> = GucSetting::<bool>::new(true);
 static AUDIT_RETENTION: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"6 years"));
 static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static TENANT_COLUMN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
 
 /// The path of the master key file, '' when not configured.
 pub fn master_key_file() -> String {
@@ -157,6 +159,14 @@ pub fn init() {
         c"An interval; HIPAA asks for six years. audit_purge() refuses anything shorter (22023).",
         &AUDIT_RETENTION,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"safeguard.tenant_column",
+        c"The name of the tenant column that safeguard.lint() looks for first.",
+        c"Tables with a column of this name (or organization_id, workspace_id) are tenant-scoped for the review.",
+        &TENANT_COLUMN,
+        GucContext::Userset,
         GucFlags::default(),
     );
     // SAFETY: the assign hook only bumps a thread-local counter.

@@ -9,6 +9,7 @@ pub mod context;
 pub mod error;
 pub mod gucs;
 pub mod ids;
+pub mod lint;
 mod scoped_flag;
 pub mod tenancy;
 

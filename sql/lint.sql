@@ -1,0 +1,344 @@
+-- safeguard.lint(): the database review, automated (src/lint, docs/lint.md).
+--
+-- One set-based query over the catalogs per rule, combined with UNION ALL: a schema of a
+-- thousand tables is reviewed in one pass, not table by table. Every finding names the object
+-- (qualified, quoted) and, where one statement fixes it, gives that statement.
+
+-- Columns that hold protected data, tagged by their owners (the rules read the tags first).
+CREATE TABLE safeguard.data_classification (
+    tbl          regclass NOT NULL,
+    column_name  name NOT NULL,
+    class        text NOT NULL CHECK (class IN ('phi', 'pii')),
+    classified_at timestamptz NOT NULL DEFAULT now(),
+    classified_by name NOT NULL DEFAULT current_user,
+    PRIMARY KEY (tbl, column_name)
+);
+COMMENT ON TABLE safeguard.data_classification IS 'Columns tagged as PHI or PII (safeguard.classify)';
+SELECT pg_catalog.pg_extension_config_dump('safeguard.data_classification', '');
+ALTER TABLE safeguard.data_classification ENABLE ROW LEVEL SECURITY;
+CREATE POLICY sg_read ON safeguard.data_classification FOR SELECT USING (true);
+CREATE POLICY sg_owner ON safeguard.data_classification FOR ALL
+    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'));
+REVOKE ALL ON safeguard.data_classification FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON safeguard.data_classification TO PUBLIC;
+
+-- Findings accepted on purpose: not reported again.
+CREATE TABLE safeguard.lint_ignores (
+    rule       text NOT NULL,
+    object     text NOT NULL,
+    reason     text NOT NULL CHECK (reason <> ''),
+    ignored_by name NOT NULL DEFAULT current_user,
+    ignored_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (rule, object)
+);
+COMMENT ON TABLE safeguard.lint_ignores IS 'lint findings accepted on purpose, with the reason';
+SELECT pg_catalog.pg_extension_config_dump('safeguard.lint_ignores', '');
+REVOKE ALL ON safeguard.lint_ignores FROM PUBLIC;
+GRANT SELECT ON safeguard.lint_ignores TO PUBLIC;   -- lint() runs as any role (CI)
+CREATE VIEW safeguard.lint_ignored AS SELECT rule, object, reason, ignored_by, ignored_at FROM safeguard.lint_ignores;
+GRANT SELECT ON safeguard.lint_ignored TO PUBLIC;
+
+CREATE FUNCTION safeguard.classify(tbl regclass, columns name[], class text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col name;
+BEGIN
+    PERFORM safeguard._require_own_table(tbl);
+    IF class IS NULL OR class NOT IN ('phi', 'pii') THEN
+        RAISE EXCEPTION 'class must be phi or pii' USING ERRCODE = '22023';
+    END IF;
+    PERFORM safeguard._rule_columns(tbl, columns);
+    FOREACH col IN ARRAY columns LOOP
+        INSERT INTO safeguard.data_classification AS d (tbl, column_name, class)
+        VALUES (classify.tbl, col, classify.class)
+        ON CONFLICT ON CONSTRAINT data_classification_pkey DO UPDATE SET class = excluded.class, classified_at = now(),
+                                                    classified_by = current_user;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION safeguard.classify(regclass, name[], text) IS
+    'Tags columns as holding PHI or PII; lint expects them encrypted and audited';
+
+CREATE FUNCTION safeguard.lint_ignore(rule text, object text, reason text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF rule IS NULL OR object IS NULL OR coalesce(reason, '') = '' THEN
+        RAISE EXCEPTION 'rule, object and a reason are required' USING ERRCODE = '22023',
+            HINT = 'Say why the finding is accepted: the reason is what a later reviewer reads.';
+    END IF;
+    INSERT INTO safeguard.lint_ignores AS i (rule, object, reason)
+    VALUES (lint_ignore.rule, lint_ignore.object, lint_ignore.reason)
+    ON CONFLICT ON CONSTRAINT lint_ignores_pkey
+    DO UPDATE SET reason = excluded.reason, ignored_by = current_user, ignored_at = now();
+END $$;
+
+CREATE FUNCTION safeguard.lint_unignore(rule text, object text) RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    DELETE FROM safeguard.lint_ignores i WHERE i.rule = lint_unignore.rule AND i.object = lint_unignore.object
+$$;
+-- Accepting a finding is a reviewer's decision: EXECUTE is granted explicitly.
+REVOKE ALL ON FUNCTION safeguard.lint_ignore(text, text, text), safeguard.lint_unignore(text, text) FROM PUBLIC;
+
+-- When the oldest audit entry not yet sealed was written (NULL when all are sealed). SECURITY
+-- DEFINER: the log is tenant-scoped for its readers, the review needs every entry.
+CREATE FUNCTION safeguard._audit_oldest_unsealed() RETURNS timestamptz
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT min(l.occurred_at) FROM safeguard.audit_log l
+     WHERE NOT EXISTS (SELECT 1 FROM safeguard.audit_chain c WHERE c.log_id = l.id)
+$$;
+
+-- Column names that usually hold PHI or PII (the heuristic, reported as INFO only).
+CREATE FUNCTION safeguard._looks_like_phi(col name) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT col::text ~* ('^(medical_history|diagnos[ie]s|diagnosis_codes?|icd10?_codes?|medications?|allerg(y|ies)'
+                        '|ssn|social_security(_number)?|date_of_birth|dob|birth_?date|mrn|medical_record_number'
+                        '|insurance_(id|number|member_id)|address(_line_?[12])?|street(_address)?|home_address'
+                        '|emergency_contacts?|clinical_notes?|notes_clinical|symptoms|treatment(_plan)?|lab_results?'
+                        '|phone(_number)?|mobile|email(_address)?)$')
+$$;
+
+CREATE FUNCTION safeguard.lint(in_schema name DEFAULT NULL)
+RETURNS TABLE (level text, rule text, object text, detail text, remediation text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $lint$
+WITH
+-- The tables under review: ordinary and partitioned tables (not partitions: rules apply to their
+-- root), outside system schemas, the extension's schema and objects of any extension.
+rels AS (
+    SELECT c.oid, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity, n.nspname,
+           format('%I.%I', n.nspname, c.relname) AS qname
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'safeguard', 'pg_toast')
+       AND n.nspname !~ '^pg_(toast_)?temp_'
+       AND (in_schema IS NULL OR n.nspname = in_schema)
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                                    AND d.deptype = 'e')
+),
+cols AS (
+    SELECT r.oid, r.qname, a.attname, a.atttypid, a.attnotnull, a.atthasdef, a.attnum
+      FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+),
+-- The tenant column of each tenant-scoped table: the configured name first, then the names the
+-- reviews keep meeting.
+tenant_cols AS (
+    SELECT DISTINCT ON (c.oid) c.oid, c.qname, c.attname, c.attnotnull
+      FROM cols c
+     WHERE c.attname IN (coalesce(nullif(current_setting('safeguard.tenant_column', true), ''), 'tenant_id'),
+                         'tenant_id', 'organization_id', 'workspace_id')
+     ORDER BY c.oid, array_position(ARRAY[coalesce(nullif(current_setting('safeguard.tenant_column', true), ''), 'tenant_id'),
+                                          'tenant_id', 'organization_id', 'workspace_id']::name[], c.attname)
+),
+isolated AS (SELECT r.tbl::oid AS oid, r.* FROM safeguard.tenant_registry r),
+audited AS (SELECT a.tbl::oid AS oid FROM safeguard.audit_registry a),
+classified AS (
+    SELECT d.tbl::oid AS oid, d.column_name, d.class FROM safeguard.data_classification d
+),
+policies AS (
+    SELECT p.polrelid AS oid, p.polname,
+           coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') AS expr
+      FROM pg_policy p
+),
+-- Indexes by their leading key columns, to answer "is there an index that starts with these?"
+index_keys AS (
+    SELECT i.indrelid AS oid, i.indkey::int2[] AS keys, i.indpred IS NOT NULL AS partial,
+           pg_get_expr(i.indpred, i.indrelid) AS predicate
+      FROM pg_index i WHERE i.indisvalid
+),
+findings AS (
+    -- ERROR ----------------------------------------------------------------------------------
+    SELECT 'ERROR' AS level, 'tenant_table_not_isolated' AS rule, t.qname AS object,
+           format('Table %s has the tenant column %I but no row-level isolation: every role that can read it sees every tenant''s rows.',
+                  t.qname, t.attname) AS detail,
+           format('SELECT safeguard.isolate(%L, %L);', t.qname, t.attname) AS remediation
+      FROM tenant_cols t WHERE NOT EXISTS (SELECT 1 FROM isolated i WHERE i.oid = t.oid)
+    UNION ALL
+    SELECT 'ERROR', 'rls_enabled_without_policy', r.qname,
+           format('Row-level security is enabled on %s but no policy exists: ordinary roles see no rows, owners and BYPASSRLS roles see all; the intent is unclear.', r.qname),
+           NULL
+      FROM rels r WHERE r.relrowsecurity AND NOT EXISTS (SELECT 1 FROM policies p WHERE p.oid = r.oid)
+    UNION ALL
+    SELECT 'ERROR', 'policy_without_rls', r.qname,
+           format('Table %s has row-level security policies, but row-level security is disabled: the policies do nothing.', r.qname),
+           format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY;', r.qname)
+      FROM rels r WHERE NOT r.relrowsecurity AND EXISTS (SELECT 1 FROM policies p WHERE p.oid = r.oid)
+    UNION ALL
+    SELECT 'ERROR', 'isolation_policy_altered', format('%s', v.table_name),
+           format('The isolation policy of %s was dropped or edited since safeguard.isolate() created it.', v.table_name),
+           CASE v.mode
+               WHEN 'direct' THEN format('SELECT safeguard.isolate(%L, %L%s);', v.table_name::text, v.tenant_column,
+                                         CASE WHEN v.admin_role IS NOT NULL
+                                              THEN format(', admin_role => %L', v.admin_role) ELSE '' END)
+               WHEN 'via' THEN format('SELECT safeguard.isolate_via(%L, %L, %L, %L);', v.table_name::text,
+                                      v.fk_column, v.parent::text, v.parent_column)
+           END
+      FROM safeguard.isolated_tables v
+      JOIN rels r ON r.oid = v.table_name::oid
+     WHERE v.mode IN ('direct', 'via') AND NOT (v.policy_present AND v.policy_unchanged)
+    UNION ALL
+    SELECT 'ERROR', 'audit_log_guard_disabled', 'safeguard.audit_log',
+           format('The append-only guard %I of the audit log is missing or not ENABLE ALWAYS: entries can be changed without trace.', g.name),
+           format('ALTER TABLE safeguard.audit_log ENABLE ALWAYS TRIGGER %I;', g.name)
+      FROM (VALUES ('sg_audit_guard'), ('sg_audit_guard_truncate')) g(name)
+     WHERE in_schema IS NULL
+       AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = 'safeguard.audit_log'::regclass
+                                                    AND t.tgname = g.name AND t.tgenabled = 'A')
+    UNION ALL
+    SELECT 'ERROR', 'phi_unencrypted', format('%s.%I', c.qname, c.attname),
+           format('Column %I of %s is tagged %s but stored in plain text (%s).', c.attname, c.qname, k.class,
+                  format_type(c.atttypid, NULL)),
+           CASE WHEN c.atttypid IN ('jsonb'::regtype, 'json'::regtype)
+                THEN format('ALTER TABLE %s ALTER COLUMN %I TYPE safeguard.encrypted_jsonb USING %I::jsonb;', c.qname, c.attname, c.attname)
+                WHEN c.atttypid = 'bytea'::regtype
+                THEN format('ALTER TABLE %s ALTER COLUMN %I TYPE safeguard.encrypted_bytea USING %I;', c.qname, c.attname, c.attname)
+                ELSE format('ALTER TABLE %s ALTER COLUMN %I TYPE safeguard.encrypted_text USING %I::text;', c.qname, c.attname, c.attname)
+           END
+      FROM cols c JOIN classified k ON k.oid = c.oid AND k.column_name = c.attname
+     WHERE k.class = 'phi'
+       AND c.atttypid NOT IN ('safeguard.encrypted_text'::regtype, 'safeguard.encrypted_bytea'::regtype,
+                              'safeguard.encrypted_jsonb'::regtype)
+    -- WARN -----------------------------------------------------------------------------------
+    UNION ALL
+    SELECT 'WARN', 'rls_not_forced', r.qname,
+           format('Row-level security on %s is not forced: the table''s owner (often the role migrations and some services use) bypasses it.', r.qname),
+           format('ALTER TABLE %s FORCE ROW LEVEL SECURITY;', r.qname)
+      FROM rels r WHERE r.relrowsecurity AND NOT r.relforcerowsecurity
+    UNION ALL
+    SELECT 'WARN', 'policy_function_per_row', format('%s (policy %I)', r.qname, p.polname),
+           format('Policy %I on %s calls a function per row (%s); wrapped as (SELECT ...) it is evaluated once per query.',
+                  p.polname, r.qname, substring(p.expr from '([a-z_.]*(current_setting|current_tenant|current_user_id|auth\.[a-z_]+)\()')),
+           NULL
+      FROM rels r JOIN policies p ON p.oid = r.oid
+     WHERE p.expr ~ '(current_setting|current_tenant|current_user_id|auth\.[a-z_]+)\('
+       AND p.expr !~* '\(\s*SELECT\s'
+    UNION ALL
+    SELECT 'WARN', 'tenant_column_nullable', format('%s.%I', t.qname, t.attname),
+           format('The tenant column %I of %s accepts NULL: a row without a tenant belongs to nobody, or to everybody.', t.attname, t.qname),
+           format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL;', t.qname, t.attname)
+      FROM tenant_cols t WHERE NOT t.attnotnull
+    UNION ALL
+    SELECT 'WARN', 'tenant_column_unindexed', format('%s.%I', t.qname, t.attname),
+           format('No index of %s starts with its tenant column %I: every tenant-filtered query scans the whole table.', t.qname, t.attname),
+           format('CREATE INDEX ON %s (%I);', t.qname, t.attname)
+      FROM tenant_cols t
+      JOIN cols c ON c.oid = t.oid AND c.attname = t.attname
+     WHERE NOT EXISTS (SELECT 1 FROM index_keys k WHERE k.oid = t.oid AND NOT k.partial AND k.keys[0] = c.attnum)
+    UNION ALL
+    SELECT 'WARN', 'not_audited', r.qname,
+           format('Table %s holds %s but changes to it are not audited.', r.qname,
+                  CASE WHEN EXISTS (SELECT 1 FROM classified k WHERE k.oid = r.oid) THEN 'tagged PHI/PII' ELSE 'tenant data' END),
+           format('SELECT safeguard.enable_audit(%L);', r.qname)
+      FROM rels r
+     WHERE (EXISTS (SELECT 1 FROM tenant_cols t WHERE t.oid = r.oid) OR EXISTS (SELECT 1 FROM classified k WHERE k.oid = r.oid)
+            OR EXISTS (SELECT 1 FROM isolated i WHERE i.oid = r.oid))
+       AND NOT EXISTS (SELECT 1 FROM audited a WHERE a.oid = r.oid)
+    UNION ALL
+    SELECT 'WARN', 'timestamp_without_time_zone', format('%s.%I', c.qname, c.attname),
+           format('Column %I of %s is timestamp without time zone: its values mean different instants to clients in different zones.', c.attname, c.qname),
+           format('ALTER TABLE %s ALTER COLUMN %I TYPE timestamptz;', c.qname, c.attname)
+      FROM cols c WHERE c.atttypid = 'timestamp'::regtype
+    UNION ALL
+    SELECT 'WARN', 'timestamps_set_by_application', format('%s.%I', c.qname, c.attname),
+           format('Column %I of %s is set by the application''s clock (no database default or trigger).', c.attname, c.qname),
+           CASE WHEN EXISTS (SELECT 1 FROM cols o WHERE o.oid = c.oid AND o.attname = 'created_at')
+                 AND EXISTS (SELECT 1 FROM cols o WHERE o.oid = c.oid AND o.attname = 'updated_at')
+                THEN format('SELECT safeguard.maintain_timestamps(%L);', c.qname)
+                ELSE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT now();', c.qname, c.attname)
+           END
+      FROM cols c
+     WHERE c.attname IN ('created_at', 'updated_at')
+       AND c.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype)
+       AND NOT EXISTS (SELECT 1 FROM safeguard.rule_registry g WHERE g.tbl::oid = c.oid AND g.kind = 'timestamps')
+       -- a default stamps created_at; updated_at needs the trigger
+       AND NOT (c.attname = 'created_at' AND c.atthasdef)
+    UNION ALL
+    SELECT 'WARN', 'foreign_key_without_index', format('%s (%s)', r.qname, k.conname),
+           format('Foreign key %I of %s has no index starting with its columns: deletes and key updates of the referenced rows scan %s.',
+                  k.conname, r.qname, r.qname),
+           format('CREATE INDEX ON %s (%s);', r.qname,
+                  (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY o.n)
+                     FROM unnest(k.conkey) WITH ORDINALITY o(attnum, n)
+                     JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = o.attnum))
+      FROM rels r JOIN pg_constraint k ON k.conrelid = r.oid AND k.contype = 'f'
+     WHERE NOT EXISTS (SELECT 1 FROM index_keys i
+                        WHERE i.oid = r.oid AND NOT i.partial
+                          AND cardinality(i.keys) >= cardinality(k.conkey)
+                          AND (SELECT array_agg(x ORDER BY x) FROM unnest(i.keys[0:cardinality(k.conkey) - 1]) x)
+                              = (SELECT array_agg(x ORDER BY x) FROM unnest(k.conkey) x))
+    UNION ALL
+    SELECT 'WARN', 'no_primary_key', r.qname,
+           format('Table %s has no primary key: rows cannot be addressed reliably (audit, replication, updates by id).', r.qname),
+           NULL
+      FROM rels r WHERE NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = r.oid AND k.contype = 'p')
+    UNION ALL
+    SELECT 'WARN', 'security_definer_without_search_path', p.oid::regprocedure::text,
+           format('Function %s runs with its owner''s rights but does not pin search_path: a caller can make it run objects of their own.',
+                  p.oid::regprocedure),
+           format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;', p.oid::regprocedure)
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE p.prosecdef
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'safeguard')
+       AND (in_schema IS NULL OR n.nspname = in_schema)
+       AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(p.proconfig, '{}')) s WHERE s LIKE 'search\_path=%')
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+    UNION ALL
+    SELECT DISTINCT 'WARN', 'view_without_security_invoker', format('%I.%I', vn.nspname, v.relname),
+           format('View %I.%I reads the isolated table %s with its owner''s rights: row-level security is checked against the view''s owner, not the reader.',
+                  vn.nspname, v.relname, src.qname),
+           format('ALTER VIEW %I.%I SET (security_invoker = true);', vn.nspname, v.relname)
+      FROM pg_class v JOIN pg_namespace vn ON vn.oid = v.relnamespace
+      JOIN pg_rewrite w ON w.ev_class = v.oid
+      JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
+      JOIN rels src ON src.oid = d.refobjid
+     WHERE v.relkind = 'v' AND d.refobjid <> v.oid
+       AND vn.nspname NOT IN ('pg_catalog', 'information_schema', 'safeguard')
+       AND (in_schema IS NULL OR vn.nspname = in_schema)
+       AND src.relrowsecurity
+       AND NOT coalesce('security_invoker=true' = ANY (v.reloptions) OR 'security_invoker=on' = ANY (v.reloptions), false)
+    UNION ALL
+    SELECT 'WARN', 'soft_delete_without_live_index', format('%s.%I', c.qname, c.attname),
+           format('Column %I of %s marks deleted rows, but no partial index covers the live ones: every query for live rows reads the deleted too.',
+                  c.attname, c.qname),
+           format('CREATE INDEX ON %s (%s) WHERE %I IS NULL;', c.qname,
+                  coalesce((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY o.n)
+                              FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY o(attnum, n)
+                              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = o.attnum
+                             WHERE i.indrelid = c.oid AND i.indisprimary), quote_ident(c.attname)),
+                  c.attname)
+      FROM cols c
+     WHERE c.attname IN ('deleted_at', 'archived_at', 'removed_at')
+       AND c.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype)
+       AND NOT EXISTS (SELECT 1 FROM index_keys k WHERE k.oid = c.oid AND k.partial
+                                                  AND k.predicate ~ format('\m%s\M IS NULL', c.attname))
+    -- INFO -----------------------------------------------------------------------------------
+    UNION ALL
+    SELECT 'INFO', 'phi_column_untagged', format('%s.%I', c.qname, c.attname),
+           format('Column %I of %s is named like PHI/PII but not classified: tag it (or ignore this finding) so the ERROR rules can check it.',
+                  c.attname, c.qname),
+           format('SELECT safeguard.classify(%L, ARRAY[%L], %L);', c.qname, c.attname, 'phi')
+      FROM cols c
+     WHERE safeguard._looks_like_phi(c.attname)
+       AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.oid = c.oid AND k.column_name = c.attname)
+    UNION ALL
+    SELECT 'INFO', 'audit_unsealed', 'safeguard.audit_log',
+           format('Audit entries written since %s are not sealed into the hash chain (more than a day).', u.oldest),
+           'SELECT safeguard.audit_seal();'
+      FROM (SELECT safeguard._audit_oldest_unsealed() AS oldest) u
+     WHERE in_schema IS NULL AND u.oldest < now() - interval '1 day'
+)
+SELECT f.level, f.rule, f.object, f.detail, f.remediation
+  FROM findings f
+ WHERE NOT EXISTS (SELECT 1 FROM safeguard.lint_ignores i WHERE i.rule = f.rule AND i.object = f.object)
+ ORDER BY array_position(ARRAY['ERROR', 'WARN', 'INFO'], f.level), f.object, f.rule
+$lint$;
+COMMENT ON FUNCTION safeguard.lint(name) IS
+    'The database review: findings (ERROR, WARN, INFO) with the SQL that fixes each';
+
+CREATE FUNCTION safeguard.lint_summary(in_schema name DEFAULT NULL)
+RETURNS TABLE (level text, findings bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT l.level, count(*) FILTER (WHERE f.level IS NOT NULL)
+      FROM unnest(ARRAY['ERROR', 'WARN', 'INFO']) WITH ORDINALITY l(level, n)
+      LEFT JOIN safeguard.lint(in_schema) f ON f.level = l.level
+     GROUP BY l.level, l.n ORDER BY l.n
+$$;
+COMMENT ON FUNCTION safeguard.lint_summary(name) IS 'How many lint findings per level, for dashboards';
