@@ -128,3 +128,14 @@ SELECT safeguard.require_order('appointments', 'starts_at', 'ends_at') IS NOT NU
 SELECT safeguard.forbid_overlap('appointments', 'starts_at', 'ends_at', '{provider_id}') IS NOT NULL AS no_double_booking;
 ALTER TABLE patients ADD COLUMN created_at timestamptz, ADD COLUMN updated_at timestamptz;
 SELECT safeguard.maintain_timestamps('patients') IS NOT NULL AS patient_timestamps;
+
+-- The review's last findings, fixed or accepted: every tenant table audited, PHI tagged (the
+-- medical history is already encrypted), and the date of birth accepted in clear, with the reason.
+DO $$
+BEGIN
+    PERFORM safeguard.enable_audit('providers');
+    PERFORM safeguard.enable_audit('patient_contacts');
+END $$;
+SELECT safeguard.classify('patients', '{medical_history}', 'phi');
+SELECT safeguard.lint_ignore('phi_column_untagged', 'public.patients.date_of_birth',
+    'Demo: kept in clear so the tour can show an audited change; production schemas encrypt it.');

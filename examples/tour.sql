@@ -142,3 +142,15 @@ EXCEPTION WHEN check_violation THEN
 END $$;
 COMMIT;
 RESET ROLE;
+
+\echo
+\echo '== 6. The review, automated ========================================================='
+\echo 'safeguard.lint() checks the whole database the way a reviewer would; the clinic is clean:'
+SELECT * FROM safeguard.lint_summary();
+\echo 'What was accepted on purpose, and why:'
+SELECT rule, object, reason FROM safeguard.lint_ignored;
+\echo 'A new tenant table without isolation is the first thing it reports, with the fix:'
+BEGIN;
+CREATE TABLE invoices (id uuid PRIMARY KEY DEFAULT safeguard.ulid(), organization_id uuid NOT NULL, total_cents bigint);
+SELECT level, rule, object, remediation FROM safeguard.lint() WHERE object LIKE '%invoices%';
+ROLLBACK;
