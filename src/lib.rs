@@ -11,6 +11,7 @@ pub mod gucs;
 pub mod ids;
 pub mod lint;
 mod scoped_flag;
+mod v1;
 pub mod tenancy;
 
 ::pgrx::pg_module_magic!(name, version);

@@ -6,6 +6,7 @@
 pub mod expression;
 pub mod validators;
 
+use crate::v1::{varlena_arg, V1};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -13,22 +14,9 @@ use std::collections::HashSet;
 
 pgrx::extension_sql_file!("../../sql/constraints.sql", name = "constraints", requires = [is_valid_timezone]);
 
-/// `PG_FUNCTION_INFO_V1`. The validators run inside CHECK constraints on every row written, so
-/// they are plain version-1 functions that read the text in place (no copy, no UTF-8 conversion)
-/// rather than pgrx wrappers.
-const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-
-/// The bytes of the text argument `n`, detoasted; short values are read where they are.
-///
-/// SAFETY: `fcinfo` is a call of a STRICT function with a text argument at `n`.
-unsafe fn text_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
-    unsafe {
-        let datum = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n);
-        pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr()))
-    }
-}
-
-/// Declares a STRICT text → boolean validator as a version-1 C function.
+/// Declares a STRICT text → boolean validator as a plain version-1 C function (crate::v1): the
+/// validators run inside CHECK constraints on every row written, so they read the text in place,
+/// without a copy or a UTF-8 conversion.
 macro_rules! text_validator {
     ($finfo:ident, $name:ident, $check:path) => {
         #[unsafe(no_mangle)]
@@ -40,7 +28,7 @@ macro_rules! text_validator {
         #[pg_guard]
         pub unsafe extern "C-unwind" fn $name(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             // SAFETY: declared STRICT with one text argument in sql/constraints.sql.
-            pg_sys::Datum::from($check(unsafe { text_arg(fcinfo, 0) }))
+            pg_sys::Datum::from($check(unsafe { varlena_arg(fcinfo, 0) }))
         }
     };
 }

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod keystore;
 
 use crate::error::{OrReport, SafeguardError};
+use crate::v1::{varlena_arg, V1};
 use envelope::{Envelope, Malformed};
 use keystore::{tenant_bytes, DataKey};
 use pgrx::datum::DatumWithOid;
@@ -96,22 +97,6 @@ fn encrypt_to_datum(plaintext: &[u8]) -> pg_sys::Datum {
     envelope::seal_into(&cipher, key_id, &tenant_bytes(tenant), &keystore::fresh_nonce(), plaintext, out);
     datum
 }
-
-/// The payload of a varlena argument (detoasted; short headers read in place).
-///
-/// SAFETY: `fcinfo` is a call with a non-NULL varlena argument at `n`.
-unsafe fn varlena_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
-    unsafe {
-        let datum = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n);
-        let detoasted = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
-        pgrx::varlena::varlena_to_byte_slice(detoasted)
-    }
-}
-
-/// `PG_FUNCTION_INFO_V1` for the few hot functions below that build their result in place
-/// instead of going through pgrx's argument and result conversions (a copy and an allocation
-/// fewer per value).
-const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
 
 #[unsafe(no_mangle)]
 pub extern "C" fn pg_finfo_sg_encrypt_text() -> &'static pg_sys::Pg_finfo_record {
