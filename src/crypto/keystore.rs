@@ -132,9 +132,14 @@ fn master_key_error(code: PgSqlErrorCode, message: &str, detail: Option<&str>) -
     }
 }
 
-/// Reads the master key file. Errors say what is wrong with the file, never what it holds.
+/// Reads the configured master key file.
 fn read_master_key() -> Result<Key, SafeguardError> {
-    let path = crate::gucs::master_key_file();
+    read_key_file(&crate::gucs::master_key_file(), &format!("The file named by {MASTER_KEY_SETTING}"))
+}
+
+/// Reads a master key file (`which` names it in messages). Errors say what is wrong with the
+/// file, never what it holds.
+pub fn read_key_file(path: &str, which: &str) -> Result<Key, SafeguardError> {
     if path.is_empty() {
         return Err(master_key_error(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -146,10 +151,10 @@ fn read_master_key() -> Result<Key, SafeguardError> {
         master_key_error(
             PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
             "could not read the master key file",
-            Some(&format!("The file named by {MASTER_KEY_SETTING}: {e}.")),
+            Some(&format!("{which}: {e}.")),
         )
     };
-    let file = std::fs::File::open(&path).map_err(unreadable)?;
+    let file = std::fs::File::open(path).map_err(unreadable)?;
     let mode = file.metadata().map_err(unreadable)?.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(master_key_error(

@@ -31,7 +31,8 @@ pgrx::extension_sql_file!(
         create_key,
         rotate_key,
         destroy_key,
-        shred_tenant
+        shred_tenant,
+        rewrap_keys
     ]
 );
 
@@ -544,6 +545,67 @@ fn shred_tenant(tenant_id: Option<Uuid>) -> i32 {
     });
     keystore::invalidate_everywhere();
     destroyed
+}
+
+/// Master-key rotation: re-wraps every data key that opens under the master key in
+/// `previous_key_file` with the configured (new) master key. Keys already under the new key are
+/// left as they are, so a run that stopped half-way can simply be repeated. Superusers only (it
+/// reads a file named in the call). Returns how many keys it re-wrapped.
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn rewrap_keys(previous_key_file: &str) -> i32 {
+    // SAFETY: superuser() reads the current user's role flags.
+    if !unsafe { pg_sys::superuser() } {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, "rewrap_keys is for superusers")
+            .with_detail("It reads a key file named in the call.")
+            .report()
+    }
+    let previous = keystore::read_key_file(previous_key_file, "The previous master key file").or_report();
+    let current = keystore::master_key();
+    let rewrapped = keystore::as_store_owner(|client| {
+        // FOR UPDATE: a concurrent rotate or destroy waits until the keys are re-wrapped.
+        let rows: Vec<(i32, Option<Uuid>, Vec<u8>)> = client
+            .update(
+                "SELECT id, tenant_id, wrapped_key FROM safeguard.key_store WHERE wrapped_key IS NOT NULL ORDER BY id FOR UPDATE",
+                None,
+                &[],
+            )
+            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: reading the key table failed: {e}"))
+            .filter_map(|row| {
+                Some((
+                    row.get::<i32>(1).ok()??,
+                    row.get::<Uuid>(2).ok().flatten(),
+                    row.get::<Vec<u8>>(3).ok()??,
+                ))
+            })
+            .collect();
+        let mut count = 0;
+        for (id, tenant, wrapped) in rows {
+            let tenant_id = tenant_bytes(tenant);
+            if keys::unwrap(&current, id as u32, &tenant_id, &wrapped).is_ok() {
+                continue; // already under the new master key
+            }
+            let Ok(data_key) = keys::unwrap(&previous, id as u32, &tenant_id, &wrapped) else {
+                SafeguardError::new(
+                    PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                    format!("key {id} opens under neither the previous nor the configured master key"),
+                )
+                .with_hint("Name the key file the keys were created under.")
+                .report()
+            };
+            let rewrapped = keys::wrap(&current, id as u32, &tenant_id, &keystore::fresh_nonce(), &data_key);
+            client
+                .update(
+                    "UPDATE safeguard.key_store SET wrapped_key = $2 WHERE id = $1",
+                    None,
+                    &[id.into(), rewrapped.into()],
+                )
+                .unwrap_or_else(|e| pgrx::error!("pg_safeguard: storing a re-wrapped key failed: {e}"));
+            count += 1;
+        }
+        count
+    });
+    keystore::invalidate_everywhere();
+    rewrapped
 }
 
 /// HMAC-SHA-256 of `value` under a key derived from the master key, the current tenant and

@@ -325,6 +325,29 @@ ALTER SYSTEM RESET safeguard.master_key_file;
 SELECT pg_reload_conf();
 SELECT pg_sleep(1);
 SELECT safeguard.create_key('00000000-0000-4000-8000-0000000000cc') > 0 AS works_again;
+-- Master-key rotation: point the server at a new master key, re-wrap every data key from the
+-- previous file, and the values decrypt as before; running it again changes nothing.
+SELECT setting AS first_master FROM pg_settings WHERE name = 'safeguard.master_key_file' \gset
+ALTER SYSTEM SET safeguard.master_key_file = '../test-keys/other-master';
+SELECT pg_reload_conf();
+SELECT pg_sleep(1);
+SELECT safeguard.decrypt(note) FROM global_notes;
+\echo :LAST_ERROR_SQLSTATE
+SELECT safeguard.rewrap_keys(:'first_master') > 0 AS rewrapped;
+SELECT safeguard.rewrap_keys(:'first_master') AS rewrapped_again;
+SELECT safeguard.decrypt(note) FROM global_notes;
+SELECT safeguard.rewrap_keys('../test-keys/not-a-key');
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE sg_enc_app;
+SELECT safeguard.rewrap_keys(:'first_master');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+-- And back to the cluster's own master key.
+ALTER SYSTEM RESET safeguard.master_key_file;
+SELECT pg_reload_conf();
+SELECT pg_sleep(1);
+SELECT safeguard.rewrap_keys('../test-keys/other-master') > 0 AS rewrapped_back;
+SELECT safeguard.decrypt(note) FROM global_notes;
 SELECT safeguard.decrypt(note) FROM global_notes;
 SELECT safeguard.destroy_key(:other_master_key);
 -- Only superusers see where the key file is.
