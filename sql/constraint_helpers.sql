@@ -26,8 +26,8 @@ SELECT pg_catalog.pg_extension_config_dump('safeguard.rule_registry', '');
 ALTER TABLE safeguard.rule_registry ENABLE ROW LEVEL SECURITY;
 CREATE POLICY sg_read ON safeguard.rule_registry FOR SELECT USING (true);
 CREATE POLICY sg_owner ON safeguard.rule_registry FOR ALL
-    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'))
-    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'));
+    USING (safeguard._owns(tbl))
+    WITH CHECK (safeguard._owns(tbl));
 REVOKE ALL ON safeguard.rule_registry FROM PUBLIC;
 GRANT SELECT, INSERT, DELETE ON safeguard.rule_registry TO PUBLIC;
 

@@ -18,8 +18,8 @@ SELECT pg_catalog.pg_extension_config_dump('safeguard.data_classification', '');
 ALTER TABLE safeguard.data_classification ENABLE ROW LEVEL SECURITY;
 CREATE POLICY sg_read ON safeguard.data_classification FOR SELECT USING (true);
 CREATE POLICY sg_owner ON safeguard.data_classification FOR ALL
-    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'))
-    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'));
+    USING (safeguard._owns(tbl))
+    WITH CHECK (safeguard._owns(tbl));
 REVOKE ALL ON safeguard.data_classification FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON safeguard.data_classification TO PUBLIC;
 

@@ -10,6 +10,13 @@
 -- through its own row-level security, which admits only rows for tables the caller owns.
 -- All dynamic SQL quotes identifiers with format('%I') or regclass output.
 
+-- Whether the current role owns tbl, directly or through a role it belongs to: the registries'
+-- row policies let each role record and remove the rows of its own tables only.
+CREATE FUNCTION safeguard._owns(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = tbl), 'USAGE')
+$$;
+
 CREATE TABLE safeguard.tenant_registry (
     tbl              regclass PRIMARY KEY,
     mode             text NOT NULL CHECK (mode IN ('direct', 'via')),
@@ -55,8 +62,8 @@ ALTER TABLE safeguard.tenant_registry ENABLE ROW LEVEL SECURITY;
 ALTER TABLE safeguard.tenant_auto_isolation ENABLE ROW LEVEL SECURITY;
 CREATE POLICY sg_read ON safeguard.tenant_registry FOR SELECT USING (true);
 CREATE POLICY sg_owner ON safeguard.tenant_registry FOR ALL
-    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'))
-    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'));
+    USING (safeguard._owns(tbl))
+    WITH CHECK (safeguard._owns(tbl));
 CREATE POLICY sg_read ON safeguard.tenant_auto_isolation FOR SELECT USING (true);
 CREATE POLICY sg_owner ON safeguard.tenant_auto_isolation FOR ALL
     USING (pg_catalog.pg_has_role((SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = schema_name), 'USAGE'))
