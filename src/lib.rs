@@ -6,6 +6,7 @@ pub mod audit;
 pub mod crypto;
 pub mod constraints;
 pub mod context;
+mod cpu;
 pub mod error;
 pub mod gucs;
 pub mod ids;
@@ -21,6 +22,7 @@ pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap)
 #[allow(non_snake_case)]
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    cpu::require_build_features();
     gucs::init();
     crypto::keystore::init();
     constraints::init();
