@@ -14,7 +14,7 @@
 //! tenant's rows of the log but cannot insert, update or delete any.
 
 mod changes;
-mod statement;
+pub(crate) mod statement;
 
 use crate::as_user::AsUser;
 use crate::error::SafeguardError;

@@ -3,6 +3,8 @@
 //! `where_clause` is one expression (`expression.rs`), and the helpers that add one rule each
 //! (`sql/constraint_helpers.sql`, with `hard_delete()` here).
 
+pub mod counter;
+pub mod deltas;
 pub mod expression;
 pub mod validators;
 
@@ -66,7 +68,15 @@ fn is_valid_timezone(value: &str) -> bool {
 pgrx::extension_sql_file!(
     "../../sql/constraint_helpers.sql",
     name = "constraint_helpers",
-    requires = ["tenancy", "constraints", expression::_single_expression, _hard_delete_in_progress]
+    requires = [
+        "tenancy",
+        "constraints",
+        expression::_single_expression,
+        expression::_qualified_expression,
+        counter::_count_row,
+        counter::_count_flush,
+        _hard_delete_in_progress
+    ]
 );
 
 thread_local! {
@@ -138,6 +148,7 @@ static mut PREVIOUS_EMIT_LOG_HOOK: pg_sys::emit_log_hook_type = None;
 
 /// Installs the hook that keeps row values out of the messages of our rules; from `_PG_init`.
 pub fn init() {
+    counter::init();
     // SAFETY: hooks are installed once per process, while it loads the library.
     unsafe {
         PREVIOUS_EMIT_LOG_HOOK = pg_sys::emit_log_hook;

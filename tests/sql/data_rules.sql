@@ -179,6 +179,81 @@ SELECT o.id, o.member_count, (SELECT count(*) FROM care_team_assignments c WHERE
 SELECT safeguard.recount('organizations', 'name');
 \echo :LAST_ERROR_SQLSTATE
 
+-- maintain_count, the corners: rolled-back savepoints and exception blocks, several parents in
+-- one statement, NULL parents, COPY, moves between parents, a where_clause with a string that
+-- names a column, uuid keys; and what it refuses.
+SET ROLE sg_rules_owner;
+CREATE TABLE clinics (id uuid PRIMARY KEY, open_visits bigint NOT NULL DEFAULT 0);
+CREATE TABLE visits (id serial PRIMARY KEY, clinic_id uuid REFERENCES clinics, status text NOT NULL DEFAULT 'open');
+INSERT INTO clinics VALUES ('00000000-0000-4000-8000-000000000001'), ('00000000-0000-4000-8000-000000000002');
+SELECT safeguard.maintain_count('clinics', 'open_visits', 'visits', 'clinic_id', $$status <> 'status = closed' AND status <> 'closed'$$)
+       IS NOT NULL AS counter;
+BEGIN;
+INSERT INTO visits (clinic_id) VALUES ('00000000-0000-4000-8000-000000000002'), ('00000000-0000-4000-8000-000000000001'),
+                                      ('00000000-0000-4000-8000-000000000002'), (NULL);
+SAVEPOINT s;
+INSERT INTO visits (clinic_id) VALUES ('00000000-0000-4000-8000-000000000001');
+ROLLBACK TO SAVEPOINT s;
+DO $$
+BEGIN
+    INSERT INTO visits (clinic_id) VALUES ('00000000-0000-4000-8000-000000000001');
+    RAISE EXCEPTION 'undo the insert';
+EXCEPTION WHEN raise_exception THEN NULL;
+END $$;
+COMMIT;
+SELECT right(id::text, 1) AS clinic, open_visits FROM clinics ORDER BY id;
+COPY visits (clinic_id, status) FROM stdin;
+00000000-0000-4000-8000-000000000001	open
+00000000-0000-4000-8000-000000000001	closed
+\N	open
+\.
+UPDATE visits SET clinic_id = '00000000-0000-4000-8000-000000000001' WHERE clinic_id = '00000000-0000-4000-8000-000000000002';
+UPDATE visits SET status = 'closed' WHERE id = 1;
+UPDATE visits SET status = 'closed' WHERE id = 1;
+UPDATE visits SET status = 'open', clinic_id = NULL WHERE id = 1;
+SELECT right(c.id::text, 1) AS clinic, c.open_visits,
+       (SELECT count(*) FROM visits v WHERE v.clinic_id = c.id AND v.status <> 'closed') AS true_count
+  FROM clinics c ORDER BY c.id;
+-- A rolled-back transaction leaves no delta behind for the next one.
+BEGIN;
+INSERT INTO visits (clinic_id) VALUES ('00000000-0000-4000-8000-000000000002');
+ROLLBACK;
+INSERT INTO visits (clinic_id) VALUES ('00000000-0000-4000-8000-000000000002');
+SELECT right(id::text, 1) AS clinic, open_visits FROM clinics ORDER BY id;
+-- The statement trigger disabled by hand while the row triggers still fire: the commit is refused.
+ALTER TABLE visits DISABLE TRIGGER sg_count_visits_open_visits_apply;
+INSERT INTO visits (clinic_id) VALUES ('00000000-0000-4000-8000-000000000002');
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE visits ENABLE ALWAYS TRIGGER sg_count_visits_open_visits_apply;
+SELECT count(*) AS visits_of_clinic_2, (SELECT open_visits FROM clinics WHERE id = '00000000-0000-4000-8000-000000000002')
+  FROM visits WHERE clinic_id = '00000000-0000-4000-8000-000000000002';
+-- The trigger functions attached by hand the wrong way.
+CREATE TRIGGER wrong BEFORE INSERT ON visits FOR EACH ROW EXECUTE FUNCTION safeguard._count_row('public', 'clinics', 'open_visits', 'id', 'clinic_id', '1', 'new');
+INSERT INTO visits (clinic_id) VALUES (NULL);
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER wrong ON visits;
+CREATE TRIGGER wrong AFTER INSERT ON visits FOR EACH ROW EXECUTE FUNCTION safeguard._count_row('public', 'clinics', 'open_visits', 'id', 'no_such_column', '1', 'new');
+INSERT INTO visits (clinic_id) VALUES (NULL);
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER wrong ON visits;
+-- How a where_clause becomes a WHEN condition: column references are prefixed, nothing else
+-- (string literals, function names, quoted names, casts and array elements stay as written).
+SELECT safeguard._qualified_expression($$"Status" <> 'status' AND lower(status)::text = ANY ('{x}') AND (tags)[1] IS NULL$$, 'old');
+SELECT safeguard._qualified_expression('status', 'evil');
+\echo :LAST_ERROR_SQLSTATE
+-- What it refuses: conditions a row trigger cannot check, partitioned children.
+SELECT safeguard.maintain_count('clinics', 'open_visits', 'visits', 'clinic_id', 'status IN (SELECT v.status FROM public.visits v)');
+\echo :LAST_ERROR_SQLSTATE
+SELECT safeguard.maintain_count('clinics', 'open_visits', 'visits', 'clinic_id', $$visits.status <> 'closed'$$);
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE visits_by_year (clinic_id uuid, year int) PARTITION BY LIST (year);
+SELECT safeguard.maintain_count('clinics', 'open_visits', 'visits_by_year', 'clinic_id');
+\echo :LAST_ERROR_SQLSTATE
+SELECT safeguard.drop_rule('visits', 'sg_count_visits_open_visits');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'visits'::regclass AND NOT tgisinternal;
+DROP TABLE visits, visits_by_year, clinics;
+RESET ROLE;
+
 -- make_append_only: for the owner and superusers too, also under session_replication_role.
 SET ROLE sg_rules_owner;
 CREATE TABLE consents (id int PRIMARY KEY, text text);

@@ -1,0 +1,232 @@
+//! The triggers of `safeguard.maintain_count()` (sql/constraint_helpers.sql creates them).
+//!
+//! Row triggers (`_count_row`, AFTER INSERT / UPDATE / DELETE FOR EACH ROW, with WHEN conditions
+//! that say whether the row is counted before and after) add +1 or -1 for the parent key into
+//! this backend's ledger (`deltas.rs`); the statement trigger (`_count_flush`, AFTER INSERT OR
+//! UPDATE OR DELETE FOR EACH STATEMENT) fires after all of them and applies the net change per
+//! parent, in key order, one prepared UPDATE each. Against the transition tables of the first
+//! version this saves building and scanning a tuplestore per statement (measured in
+//! docs/benchmarks.md) and keeps COPY's multi-row inserts.
+//!
+//! A transaction or subtransaction that rolls back drops its pending deltas (callbacks
+//! registered in `_PG_init`); a transaction that would commit with deltas still pending (the
+//! statement trigger disabled by hand while the row triggers still fire) is refused instead of
+//! committing a wrong counter.
+
+use super::deltas::{KeyType, Ledger, NetChange};
+use crate::audit::statement::quote_ident;
+use crate::error::SafeguardError;
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
+use pgrx::{PgOid, PgSqlErrorCode};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CStr;
+
+thread_local! {
+    static LEDGER: RefCell<Ledger> = RefCell::new(Ledger::default());
+    /// The prepared UPDATE of each counter, by its text and the type of the key it is given.
+    static UPDATES: RefCell<HashMap<(String, u32), OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+}
+
+/// The UPDATE that applies a net change to one parent. Identifiers quoted here; operators
+/// spelled with their schema, so the caller's search_path cannot substitute its own `+` or `=`.
+fn update_statement(schema: &str, table: &str, counter: &str, key: &str) -> String {
+    format!(
+        "UPDATE {}.{} p SET {} = p.{} OPERATOR(pg_catalog.+) $2 WHERE p.{} OPERATOR(pg_catalog.=) $1",
+        quote_ident(schema),
+        quote_ident(table),
+        quote_ident(counter),
+        quote_ident(counter),
+        quote_ident(key)
+    )
+}
+
+fn misused_trigger() -> ! {
+    SafeguardError::new(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        "the counter trigger is attached in a way it does not support",
+    )
+    .with_hint("Create counters with safeguard.maintain_count(), not by hand.")
+    .report()
+}
+
+/// Row trigger: AFTER INSERT, UPDATE or DELETE FOR EACH ROW, arguments (parent schema, parent
+/// table, counter column, parent key column, child column holding the key, +1 or -1, new or
+/// old: which version of the row to read the key from).
+#[pg_trigger]
+fn _count_row<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    if !matches!(trigger.when()?, PgTriggerWhen::After) || !matches!(trigger.level(), PgTriggerLevel::Row) {
+        misused_trigger();
+    }
+    let args = trigger.extra_args()?;
+    let [schema, table, counter, key, fk, sign, version] = args.as_slice() else { misused_trigger() };
+    let delta: i64 = match sign.as_str() {
+        "1" => 1,
+        "-1" => -1,
+        _ => misused_trigger(),
+    };
+    let data = trigger.trigger_data();
+    let tuple = match (version.as_str(), trigger.op()?) {
+        ("new", PgTriggerOperation::Update) => data.tg_newtuple,
+        ("new", PgTriggerOperation::Insert) | ("old", PgTriggerOperation::Update | PgTriggerOperation::Delete) => {
+            data.tg_trigtuple
+        }
+        _ => misused_trigger(),
+    };
+    // SAFETY: a row trigger's relation and tuple; attribute numbers come from its descriptor.
+    unsafe {
+        let desc = (*data.tg_relation).rd_att;
+        let natts = (*desc).natts as usize;
+        let Some(position) = (*desc).attrs.as_slice(natts).iter().position(|attr| {
+            !attr.attisdropped && CStr::from_ptr(attr.attname.data.as_ptr()).to_bytes() == fk.as_bytes()
+        }) else {
+            misused_trigger()
+        };
+        let attr = &(*desc).attrs.as_slice(natts)[position];
+        let mut is_null = false;
+        let datum = pg_sys::heap_getattr(tuple, position as i32 + 1, desc, &mut is_null);
+        if is_null {
+            return Ok(None); // a child without a parent counts for none
+        }
+        let key_type = KeyType { oid: attr.atttypid.to_u32(), len: attr.attlen, by_value: attr.attbyval };
+        let subxact = pg_sys::GetCurrentSubTransactionId();
+        let counter_id = update_statement(schema, table, counter, key);
+        with_key_bytes(datum, key_type, |bytes| {
+            LEDGER.with_borrow_mut(|ledger| ledger.add(&counter_id, key_type, bytes, delta, subxact))
+        });
+    }
+    Ok(None)
+}
+
+/// Statement trigger: AFTER INSERT OR UPDATE OR DELETE FOR EACH STATEMENT, arguments (parent
+/// schema, parent table, counter column, parent key column).
+#[pg_trigger]
+fn _count_flush<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    if !matches!(trigger.when()?, PgTriggerWhen::After) || !matches!(trigger.level(), PgTriggerLevel::Statement) {
+        misused_trigger();
+    }
+    let args = trigger.extra_args()?;
+    let [schema, table, counter, key] = args.as_slice() else { misused_trigger() };
+    let counter_id = update_statement(schema, table, counter, key);
+    let changes = LEDGER.with_borrow_mut(|ledger| ledger.take(&counter_id));
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    Spi::connect_mut(|client| {
+        UPDATES.with_borrow_mut(|updates| {
+            for change in changes {
+                let type_oid = change.key_type.oid;
+                let update = match updates.get(&(counter_id.clone(), type_oid)) {
+                    Some(update) => update,
+                    None => {
+                        let types = [PgOid::from(pg_sys::Oid::from(type_oid)), PgOid::from(pg_sys::INT8OID)];
+                        let prepared = client
+                            .prepare_mut(counter_id.as_str(), &types)
+                            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: preparing the counter update failed: {e}"))
+                            .keep();
+                        updates.entry((counter_id.clone(), type_oid)).or_insert(prepared)
+                    }
+                };
+                // SAFETY: the datum is rebuilt from the bytes of a value of this type.
+                let key = unsafe { DatumWithOid::new(key_datum(&change), pg_sys::Oid::from(type_oid)) };
+                let params = [key, change.delta.into()];
+                client
+                    .update(update, None, &params)
+                    .unwrap_or_else(|e| pgrx::error!("pg_safeguard: updating the counter failed: {e}"));
+            }
+        })
+    });
+    Ok(None)
+}
+
+/// Calls `f` with the bytes that stand for a key value in the ledger: the Datum word itself for
+/// pass-by-value types, the value's bytes for fixed-length ones, the payload of a varlena
+/// (detoasted, so that one value always gives the same bytes).
+///
+/// SAFETY: `datum` is a non-NULL value of the type `key_type` describes.
+unsafe fn with_key_bytes<R>(datum: pg_sys::Datum, key_type: KeyType, f: impl FnOnce(&[u8]) -> R) -> R {
+    unsafe {
+        if key_type.by_value {
+            f(&datum.value().to_ne_bytes())
+        } else if key_type.len > 0 {
+            f(std::slice::from_raw_parts(datum.cast_mut_ptr::<u8>(), key_type.len as usize))
+        } else if key_type.len == -1 {
+            f(pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr())))
+        } else {
+            f(CStr::from_ptr(datum.cast_mut_ptr()).to_bytes())
+        }
+    }
+}
+
+/// The Datum a ledger key stands for, in the current memory context.
+///
+/// SAFETY: `change.key` was made by `key_bytes` for `change.key_type`.
+unsafe fn key_datum(change: &NetChange) -> pg_sys::Datum {
+    unsafe {
+        let bytes = &change.key;
+        if change.key_type.by_value {
+            let mut word = [0u8; std::mem::size_of::<pg_sys::Datum>()];
+            word.copy_from_slice(bytes);
+            pg_sys::Datum::from(usize::from_ne_bytes(word))
+        } else if change.key_type.len > 0 {
+            let copy = pg_sys::palloc(bytes.len()) as *mut u8;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy, bytes.len());
+            pg_sys::Datum::from(copy)
+        } else if change.key_type.len == -1 {
+            let size = pg_sys::VARHDRSZ + bytes.len();
+            let value = pg_sys::palloc(size) as *mut pg_sys::varlena;
+            pgrx::varlena::set_varsize_4b(value, size as i32);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), (value as *mut u8).add(pg_sys::VARHDRSZ), bytes.len());
+            pg_sys::Datum::from(value)
+        } else {
+            let copy = pg_sys::palloc0(bytes.len() + 1) as *mut u8;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy, bytes.len());
+            pg_sys::Datum::from(copy)
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    match event {
+        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => LEDGER.with_borrow_mut(Ledger::clear),
+        XACT_EVENT_PRE_COMMIT | XACT_EVENT_PARALLEL_PRE_COMMIT | XACT_EVENT_PRE_PREPARE => {
+            if !LEDGER.with_borrow(Ledger::is_empty) {
+                LEDGER.with_borrow_mut(Ledger::clear);
+                SafeguardError::new(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "a maintained counter was not updated: the transaction is rolled back",
+                )
+                .with_detail("Rows were counted by maintain_count()'s row triggers, but its statement trigger did not run.")
+                .with_hint("Enable every sg_count_... trigger of the table again, or remove the counter with safeguard.drop_rule().")
+                .report()
+            }
+        }
+        _ => {}
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subtransaction_event(
+    event: pg_sys::SubXactEvent::Type,
+    subxact: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        LEDGER.with_borrow_mut(|ledger| ledger.forget_from(subxact));
+    }
+}
+
+/// Registers the callbacks that drop the deltas of rolled-back work; from `_PG_init`.
+pub fn init() {
+    // SAFETY: registered once per process, while it loads the library.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(on_transaction_event), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(on_subtransaction_event), std::ptr::null_mut());
+    }
+}
