@@ -4,7 +4,7 @@
 # COPY: 1,000,000 provider rows (id primary key, organization, name, NPI, phone, e-mail, address,
 #   city, state, created_at) from a server-side file into a table with CHECK constraints using
 #   safeguard.is_valid_npi/e164/email vs the same table without them; fresh table per load,
-#   5 rounds alternating which goes first, medians; time ratio. Also the validators alone: a
+#   a checkpoint before each, 7 rounds alternating which goes first, medians; time ratio. Also the validators alone: a
 #   count(*) over 1,000,000 values with and without each validator, to give nanoseconds per call.
 # maintain_count: pgbench, 8 clients, each inserting single rows into the children of its own
 #   parent (8 parents), into a table with maintain_count vs the same table without; 5 rounds of
@@ -29,8 +29,10 @@ COPY (SELECT n, '0000000a-0000-4000-8000-' || lpad(to_hex(n % 50), 12, '0'), 'Pr
 CREATE TEMP TABLE IF NOT EXISTS t (x int);
 SQL
 
+# Each load starts from a fresh table right after a checkpoint, so that no load pays for the
+# checkpoint another one's WAL triggered.
 copy_ms() {
-    "${PSQL[@]}" -q -d "$DB" -At >/dev/null -c "DROP TABLE IF EXISTS bench_rules_copy" -c "$1"
+    "${PSQL[@]}" -q -d "$DB" -At >/dev/null -c "DROP TABLE IF EXISTS bench_rules_copy" -c "$1" -c "CHECKPOINT"
     "${PSQL[@]}" -q -d "$DB" -At -c '\timing on' -c "COPY bench_rules_copy FROM '$data_dir/bench_rules.copy'" 2>&1 \
         | awk '/^Time: / {print $2; exit}'
 }
@@ -45,7 +47,7 @@ CHECKED="CREATE TABLE bench_rules_copy ($COLUMNS, npi text CHECK (safeguard.is_v
     phone text CHECK (safeguard.is_valid_e164(phone)), email text CHECK (safeguard.is_valid_email(email)),
     address text, city text, state text, created_at timestamptz)"
 : > "$work/copy"
-for round in $(seq 1 "$ROUNDS"); do
+for round in $(seq 1 "${COPY_ROUNDS:-7}"); do
     variants=(plain builtin checked)
     [ $((round % 2)) = 0 ] && variants=(checked builtin plain)
     for variant in "${variants[@]}"; do

@@ -73,6 +73,7 @@ BEGIN
         FOR k IN 0..1 LOOP
             i := (rep + k) % 2 + 1;
             EXECUTE format('CREATE TABLE bench_crypto_insert (id int, v %s)', types[i]);
+            CHECKPOINT;
             COMMIT;
             ms := pg_temp.elapsed_ms('INSERT INTO bench_crypto_insert SELECT id, v FROM bench_crypto_src WHERE id <= 100000');
             COMMIT;

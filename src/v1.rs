@@ -13,8 +13,24 @@ pub(crate) const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_ver
 ///
 /// SAFETY: `fcinfo` is a call of a STRICT function with a varlena argument at `n`.
 pub(crate) unsafe fn varlena_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
+    unsafe { varlena_bytes(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n)) }
+}
+
+/// The payload of a varlena Datum, detoasted. Values stored in line and uncompressed (a 4-byte
+/// header, or a short 1-byte one: nearly every value of a CHECK or a cast) are read where they
+/// are without calling PostgreSQL, whose pg_detoast_datum_packed would return them unchanged but
+/// costs a guarded call per row.
+///
+/// SAFETY: `datum` is a non-NULL varlena value.
+pub(crate) unsafe fn varlena_bytes<'a>(datum: pg_sys::Datum) -> &'a [u8] {
+    use pgrx::varlena::{varatt_is_1b, varatt_is_1b_e, varatt_is_4b_u, varlena_to_byte_slice};
     unsafe {
-        let datum = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n);
-        pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr()))
+        let value = datum.cast_mut_ptr::<pg_sys::varlena>();
+        let in_line = varatt_is_4b_u(value) || (varatt_is_1b(value) && !varatt_is_1b_e(value));
+        if in_line {
+            varlena_to_byte_slice(value)
+        } else {
+            varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(value))
+        }
     }
 }

@@ -154,7 +154,7 @@ unsafe fn with_key_bytes<R>(datum: pg_sys::Datum, key_type: KeyType, f: impl FnO
         } else if key_type.len > 0 {
             f(std::slice::from_raw_parts(datum.cast_mut_ptr::<u8>(), key_type.len as usize))
         } else if key_type.len == -1 {
-            f(pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr())))
+            f(crate::v1::varlena_bytes(datum))
         } else {
             f(CStr::from_ptr(datum.cast_mut_ptr()).to_bytes())
         }
