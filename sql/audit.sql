@@ -75,37 +75,84 @@ CREATE POLICY sg_owner ON safeguard.audit_registry FOR ALL
 REVOKE ALL ON safeguard.audit_registry FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON safeguard.audit_registry TO PUBLIC;
 
+-- The tables an audit of tbl covers: tbl, and for a partitioned table every table of its
+-- partition tree (sub-partitioned ones included).
+CREATE FUNCTION safeguard._audit_members(tbl regclass) RETURNS SETOF regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT tbl UNION SELECT t.relid FROM pg_partition_tree(tbl) t
+$$;
+
 CREATE FUNCTION safeguard._drop_audit_triggers(tbl regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    member regclass;
     trigger_name name;
 BEGIN
-    FOR trigger_name IN
-        SELECT t.tgname FROM pg_trigger t
-         WHERE t.tgrelid = tbl
-           AND t.tgname IN ('sg_audit_insert', 'sg_audit_update', 'sg_audit_delete', 'sg_audit_truncate')
+    FOR member, trigger_name IN
+        SELECT t.tgrelid::regclass, t.tgname FROM pg_trigger t
+         WHERE t.tgrelid IN (SELECT safeguard._audit_members(tbl)) AND t.tgparentid = 0
+           AND t.tgname IN ('sg_audit_insert', 'sg_audit_update', 'sg_audit_delete', 'sg_audit_truncate', 'sg_audit_row')
     LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, tbl);
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, member);
     END LOOP;
 END $$;
+
+-- The TRUNCATE trigger of each table of an audited partition tree that lacks one. PostgreSQL
+-- copies row triggers onto partitions, present and future, but not statement triggers, and a
+-- TRUNCATE aimed at a partition fires only that partition's.
+CREATE FUNCTION safeguard._audit_truncate_triggers(root regclass, args text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    member regclass;
+BEGIN
+    FOR member IN
+        SELECT m FROM safeguard._audit_members(root) m
+         WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = m AND t.tgname = 'sg_audit_truncate')
+    LOOP
+        EXECUTE format('CREATE TRIGGER sg_audit_truncate AFTER TRUNCATE ON %s
+                        FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', member, args);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_truncate', member);
+    END LOOP;
+END $$;
+
+-- The audit triggers' arguments, as SQL literals: tenant column (of an isolated table, whose
+-- entries carry the row's own tenant), log_unchanged, number of primary-key columns, the key
+-- columns, the excluded columns (read by src/audit/changes.rs).
+CREATE FUNCTION safeguard._audit_trigger_args(tbl regclass, exclude_columns name[], log_unchanged boolean)
+RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT string_agg(quote_literal(v), ', ' ORDER BY o)
+      FROM (SELECT array_agg(a.attname::text ORDER BY k.ord) AS key_columns
+              FROM pg_index i
+              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k (attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = tbl AND i.indisprimary) pk
+     CROSS JOIN LATERAL unnest(
+            ARRAY[coalesce((SELECT r.tenant_column::text FROM safeguard.tenant_registry r
+                             WHERE r.tbl = _audit_trigger_args.tbl AND r.mode = 'direct'), ''),
+                  log_unchanged::text,
+                  coalesce(cardinality(pk.key_columns), 0)::text]
+            || coalesce(pk.key_columns, '{}') || coalesce(exclude_columns::text[], '{}'))
+           WITH ORDINALITY AS x (v, o)
+$$;
 
 CREATE FUNCTION safeguard.enable_audit(tbl regclass, exclude_columns name[] DEFAULT '{}', log_unchanged boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET safeguard.isolation_ddl_hook = off AS $$
 DECLARE
     col name;
-    key_columns name[];
-    tenant_column name;
     args text;
+    first_enabled_at timestamptz;
+    first_enabled_by name;
 BEGIN
     PERFORM safeguard._require_own_table(tbl);
-    -- Partitions: INSERT/DELETE through the partitioned table fire only its statement triggers,
-    -- and through a partition only the partition's. Auditing either alone would miss rows, so
-    -- both are refused until the triggers can follow the whole partition tree.
-    IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tbl AND (c.relkind = 'p' OR c.relispartition)) THEN
-        RAISE EXCEPTION 'auditing partitioned tables and partitions is not supported yet: %', tbl
+    -- A partition is audited through the partitioned table at the top of its tree: writes routed
+    -- through the parent and writes aimed at the partition then both reach the same triggers.
+    IF (SELECT c.relispartition FROM pg_class c WHERE c.oid = tbl) THEN
+        RAISE EXCEPTION 'table % is a partition: audit the partitioned table %', tbl, pg_partition_root(tbl)
             USING ERRCODE = '0A000',
-                  HINT = 'Writes through the partitioned table and directly to a partition fire different statement triggers; neither alone would see every change.';
+                  HINT = format('SELECT safeguard.enable_audit(%L) audits every partition, present and future.',
+                                pg_partition_root(tbl)::text);
     END IF;
     IF (SELECT c.relnamespace FROM pg_class c WHERE c.oid = tbl) = 'safeguard'::regnamespace THEN
         RAISE EXCEPTION 'the extension''s own table % cannot be audited', tbl
@@ -114,45 +161,46 @@ BEGIN
     FOREACH col IN ARRAY coalesce(exclude_columns, '{}') LOOP
         PERFORM safeguard._column_type(tbl, col, 'column to exclude');
     END LOOP;
-    SELECT array_agg(a.attname ORDER BY k.ord) INTO key_columns
-      FROM pg_index i
-      CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k (attnum, ord)
-      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-     WHERE i.indrelid = tbl AND i.indisprimary;
-    IF key_columns IS NULL THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = tbl AND i.indisprimary) THEN
         RAISE NOTICE 'table % has no primary key: its audit entries identify a record by its whole row', tbl
             USING HINT = 'Add a primary key so that safeguard.audit_history() can follow a record through updates.';
     END IF;
-    -- An isolated table's entries carry the row's own tenant.
-    SELECT r.tenant_column INTO tenant_column FROM safeguard.tenant_registry r
-     WHERE r.tbl = enable_audit.tbl AND r.mode = 'direct';
-    -- The trigger's arguments: tenant column, log_unchanged, number of key columns, key columns,
-    -- excluded columns (see src/audit/changes.rs).
-    SELECT string_agg(quote_literal(v), ', ' ORDER BY o) INTO args
-      FROM unnest(ARRAY[coalesce(tenant_column, ''), log_unchanged::text,
-                        coalesce(cardinality(key_columns), 0)::text]
-                  || coalesce(key_columns::text[], '{}') || coalesce(exclude_columns::text[], '{}'))
-           WITH ORDINALITY AS a (v, o);
+    args := safeguard._audit_trigger_args(tbl, exclude_columns, log_unchanged);
+    -- Out of the registry while its triggers are remade, so that the partition hook
+    -- (_on_ddl_audit_partitions), which fires on the ALTER TABLEs below, leaves them alone.
+    DELETE FROM safeguard.audit_registry r WHERE r.tbl = enable_audit.tbl
+    RETURNING r.enabled_at, r.enabled_by INTO first_enabled_at, first_enabled_by;
     PERFORM safeguard._drop_audit_triggers(tbl);
-    -- INSERT and DELETE: one set-based log insert per statement, over its transition table;
-    -- UPDATE: per row, to log only the changed columns. ALWAYS: session_replication_role =
-    -- replica does not switch auditing off.
-    EXECUTE format('CREATE TRIGGER sg_audit_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS sg_new
-                    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', tbl, args);
-    EXECUTE format('CREATE TRIGGER sg_audit_update AFTER UPDATE ON %s
-                    FOR EACH ROW EXECUTE FUNCTION safeguard._audit_row(%s)', tbl, args);
-    EXECUTE format('CREATE TRIGGER sg_audit_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS sg_old
-                    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', tbl, args);
-    EXECUTE format('CREATE TRIGGER sg_audit_truncate AFTER TRUNCATE ON %s
-                    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', tbl, args);
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_insert', tbl);
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_update', tbl);
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_delete', tbl);
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_truncate', tbl);
-    INSERT INTO safeguard.audit_registry AS r (tbl, exclude_columns, log_unchanged)
-    VALUES (tbl, coalesce(exclude_columns, '{}'), log_unchanged)
-    ON CONFLICT ON CONSTRAINT audit_registry_pkey DO UPDATE
-       SET exclude_columns = excluded.exclude_columns, log_unchanged = excluded.log_unchanged;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = tbl) = 'p' THEN
+        -- A partitioned table: one row trigger for every change, which PostgreSQL copies onto
+        -- each partition, present and future, so that writes aimed at a partition are logged
+        -- too (statement triggers fire only on the table a statement names). Entries name the
+        -- partition that holds the row; a row moved to another partition by an UPDATE of the
+        -- partition key is logged as PostgreSQL performs it: a DELETE and an INSERT.
+        EXECUTE format('CREATE TRIGGER sg_audit_row AFTER INSERT OR UPDATE OR DELETE ON %s
+                        FOR EACH ROW EXECUTE FUNCTION safeguard._audit_row(%s)', tbl, args);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_row', tbl);
+        PERFORM safeguard._audit_truncate_triggers(tbl, args);
+    ELSE
+        -- INSERT and DELETE: one set-based log insert per statement, over its transition table;
+        -- UPDATE: per row, to log only the changed columns. ALWAYS: session_replication_role =
+        -- replica does not switch auditing off.
+        EXECUTE format('CREATE TRIGGER sg_audit_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS sg_new
+                        FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', tbl, args);
+        EXECUTE format('CREATE TRIGGER sg_audit_update AFTER UPDATE ON %s
+                        FOR EACH ROW EXECUTE FUNCTION safeguard._audit_row(%s)', tbl, args);
+        EXECUTE format('CREATE TRIGGER sg_audit_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS sg_old
+                        FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', tbl, args);
+        EXECUTE format('CREATE TRIGGER sg_audit_truncate AFTER TRUNCATE ON %s
+                        FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', tbl, args);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_insert', tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_update', tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_delete', tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_truncate', tbl);
+    END IF;
+    INSERT INTO safeguard.audit_registry AS r (tbl, exclude_columns, log_unchanged, enabled_at, enabled_by)
+    VALUES (tbl, coalesce(exclude_columns, '{}'), log_unchanged, coalesce(first_enabled_at, now()),
+            coalesce(first_enabled_by, current_user));
 END $$;
 COMMENT ON FUNCTION safeguard.enable_audit(regclass, name[], boolean) IS
     'Log every INSERT, UPDATE, DELETE and TRUNCATE of a table in safeguard.audit_log';
@@ -167,20 +215,25 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION safeguard.disable_audit(regclass) IS 'Stop auditing a table (its log entries stay)';
 
+-- trigger_present: every trigger enable_audit() made is there (for a partitioned table: the row
+-- trigger and its copy on each partition, and a TRUNCATE trigger on each table of the tree);
+-- trigger_enabled_always: and none of them was disabled or set to fire on origin only.
 CREATE VIEW safeguard.audited_tables WITH (security_invoker = true) AS
 SELECT r.tbl AS table_name,
        r.exclude_columns,
        r.log_unchanged,
-       coalesce(t.present = 4, false) AS trigger_present,
-       coalesce(t.present = 4 AND t.always = 4, false) AS trigger_enabled_always,
+       coalesce(t.present = t.expected, false) AS trigger_present,
+       coalesce(t.present = t.expected AND t.always = t.expected, false) AS trigger_enabled_always,
        r.enabled_at,
        r.enabled_by
   FROM safeguard.audit_registry r
   LEFT JOIN LATERAL (
-        SELECT count(*) AS present, count(*) FILTER (WHERE g.tgenabled = 'A') AS always
+        SELECT count(*) AS present, count(*) FILTER (WHERE g.tgenabled = 'A') AS always,
+               CASE WHEN (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = r.tbl) = 'p'
+                    THEN 2 * (SELECT count(*) FROM safeguard._audit_members(r.tbl)) ELSE 4 END AS expected
           FROM pg_catalog.pg_trigger g
-         WHERE g.tgrelid = r.tbl
-           AND g.tgname IN ('sg_audit_insert', 'sg_audit_update', 'sg_audit_delete', 'sg_audit_truncate')
+         WHERE g.tgrelid IN (SELECT safeguard._audit_members(r.tbl))
+           AND g.tgname IN ('sg_audit_insert', 'sg_audit_update', 'sg_audit_delete', 'sg_audit_truncate', 'sg_audit_row')
        ) t ON true;
 COMMENT ON VIEW safeguard.audited_tables IS 'Audited tables, their options, and whether the trigger is still in place';
 GRANT SELECT ON safeguard.audited_tables TO PUBLIC;
@@ -188,11 +241,15 @@ GRANT SELECT ON safeguard.audited_tables TO PUBLIC;
 CREATE FUNCTION safeguard.audit_history(tbl regclass, record_id jsonb)
 RETURNS SETOF safeguard.audit_log
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    -- A partitioned table's entries name the partition that held the row.
     SELECT l.*
       FROM safeguard.audit_log l
-      JOIN pg_class c ON c.oid = tbl
-      JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE l.table_schema = n.nspname AND l.table_name = c.relname AND l.record_id = audit_history.record_id
+     WHERE l.record_id = audit_history.record_id
+       AND (l.table_schema, l.table_name) IN (
+            SELECT n.nspname, c.relname
+              FROM safeguard._audit_members(tbl) m
+              JOIN pg_class c ON c.oid = m
+              JOIN pg_namespace n ON n.oid = c.relnamespace)
      ORDER BY l.id DESC
 $$;
 COMMENT ON FUNCTION safeguard.audit_history(regclass, jsonb) IS
@@ -210,6 +267,34 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION safeguard._on_drop_audited() FROM PUBLIC;
 CREATE EVENT TRIGGER sg_forget_dropped_audited ON sql_drop EXECUTE FUNCTION safeguard._on_drop_audited();
+
+-- New partitions of an audited partitioned table (CREATE TABLE ... PARTITION OF, ATTACH
+-- PARTITION) get its TRUNCATE trigger; the row trigger PostgreSQL copies by itself. Runs as the
+-- user whose DDL made the partition, who owns it.
+CREATE FUNCTION safeguard._on_ddl_audit_partitions() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    root regclass;
+    args text;
+BEGIN
+    FOR root IN
+        SELECT DISTINCT a.tbl
+          FROM pg_event_trigger_ddl_commands() d
+          JOIN pg_class c ON c.oid = d.objid AND c.relkind IN ('r', 'p') AND (c.relkind = 'p' OR c.relispartition)
+          CROSS JOIN LATERAL (SELECT coalesce(pg_partition_root(c.oid), c.oid::regclass) AS root) p
+          JOIN safeguard.audit_registry a ON a.tbl = p.root
+         WHERE d.classid = 'pg_class'::regclass
+    LOOP
+        SELECT safeguard._audit_trigger_args(root, a.exclude_columns, a.log_unchanged) INTO args
+          FROM safeguard.audit_registry a WHERE a.tbl = root;
+        IF args IS NOT NULL THEN
+            PERFORM safeguard._audit_truncate_triggers(root, args);
+        END IF;
+    END LOOP;
+END $$;
+CREATE EVENT TRIGGER sg_audit_new_partitions ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION safeguard._on_ddl_audit_partitions();
 
 -- Admins by role membership, as for isolated tables: members of the role read every tenant's
 -- entries. Only the log's owner (the extension's owner) can set it.

@@ -201,13 +201,46 @@ INSERT INTO handmade VALUES (1);
 SELECT count(*) AS rows_left_by_misused_triggers FROM handmade;
 DROP TABLE handmade;
 
--- Partitioned tables and partitions are refused for now (0A000): no change may go unlogged.
-CREATE TABLE parted (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+-- Partitioned tables: every change is logged, whether it is routed through the partitioned table
+-- or aimed at a partition, also in partitions created or attached later; a partition alone is
+-- refused (0A000) with a hint naming the table to audit.
+CREATE TABLE parted (id int, at date, note text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE parted_2026 PARTITION OF parted FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
-SELECT safeguard.enable_audit('parted');
-\echo :LAST_ERROR_SQLSTATE
 SELECT safeguard.enable_audit('parted_2026');
 \echo :LAST_ERROR_SQLSTATE
+SELECT safeguard.enable_audit('parted');
+SELECT safeguard.enable_audit('parted');
+CREATE TABLE parted_2027 PARTITION OF parted FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+CREATE TABLE parted_2028 (id int NOT NULL, at date NOT NULL, note text, PRIMARY KEY (id, at));
+ALTER TABLE parted ATTACH PARTITION parted_2028 FOR VALUES FROM ('2028-01-01') TO ('2029-01-01');
+SELECT table_name, trigger_present, trigger_enabled_always FROM safeguard.audited_tables WHERE table_name = 'parted'::regclass;
+SELECT tgrelid::regclass AS on_table, tgname, tgenabled FROM pg_trigger
+ WHERE tgname LIKE 'sg_audit%' AND tgrelid IN (SELECT relid FROM pg_partition_tree('parted')) ORDER BY 1, 2;
+INSERT INTO parted VALUES (1, '2026-03-01', 'routed'), (2, '2027-03-01', 'routed');
+INSERT INTO parted_2026 VALUES (3, '2026-04-01', 'direct');
+INSERT INTO parted_2028 VALUES (4, '2028-04-01', 'attached later');
+UPDATE parted SET note = 'changed' WHERE id = 1;
+UPDATE parted_2026 SET note = 'changed directly' WHERE id = 3;
+-- A change of the partition key moves the row: PostgreSQL deletes it from one partition and
+-- inserts it into the other, and the log says so.
+UPDATE parted SET at = '2027-05-01' WHERE id = 3;
+DELETE FROM parted_2027 WHERE id = 2;
+TRUNCATE parted_2028;
+SELECT table_name, operation, record_id, old_data, new_data, changed_columns
+  FROM safeguard.audit_log WHERE table_name LIKE 'parted%' ORDER BY id;
+SELECT operation, table_name, record_id FROM safeguard.audit_history('parted', '{"id": 1, "at": "2026-03-01"}');
+-- TRUNCATE of the partitioned table truncates every partition: one entry per table.
+TRUNCATE parted;
+SELECT table_name FROM safeguard.audit_log WHERE operation = 'TRUNCATE' AND table_name LIKE 'parted%' ORDER BY id;
+-- A copy of the row trigger disabled on one partition shows in audited_tables.
+ALTER TABLE parted_2027 DISABLE TRIGGER sg_audit_row;
+SELECT trigger_present, trigger_enabled_always FROM safeguard.audited_tables WHERE table_name = 'parted'::regclass;
+ALTER TABLE parted_2027 ENABLE ALWAYS TRIGGER sg_audit_row;
+SELECT safeguard.disable_audit('parted');
+SELECT count(*) AS audit_triggers_left FROM pg_trigger
+ WHERE tgname LIKE 'sg_audit%' AND tgrelid IN (SELECT relid FROM pg_partition_tree('parted'));
+INSERT INTO parted VALUES (5, '2026-06-01', 'not audited');
+SELECT count(*) AS entries_after_disable FROM safeguard.audit_log WHERE table_name LIKE 'parted%' AND record_id ->> 'id' = '5';
 DROP TABLE parted;
 
 -- Hostile identifiers are quoted.
