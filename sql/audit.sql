@@ -100,14 +100,18 @@ END $$;
 -- The TRUNCATE trigger of each table of an audited partition tree that lacks one. PostgreSQL
 -- copies row triggers onto partitions, present and future, but not statement triggers, and a
 -- TRUNCATE aimed at a partition fires only that partition's.
-CREATE FUNCTION safeguard._audit_truncate_triggers(root regclass, args text) RETURNS void
+-- only_owned: the DDL hook skips the tables the user running the DDL does not own, rather than
+-- fail that DDL (audited_tables then shows the trigger missing).
+CREATE FUNCTION safeguard._audit_truncate_triggers(root regclass, args text, only_owned boolean DEFAULT false)
+RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     member regclass;
 BEGIN
     FOR member IN
-        SELECT m FROM safeguard._audit_members(root) m
+        SELECT m FROM safeguard._audit_members(root) m JOIN pg_class c ON c.oid = m
          WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = m AND t.tgname = 'sg_audit_truncate')
+           AND (NOT only_owned OR pg_has_role(current_user, c.relowner, 'USAGE'))
     LOOP
         EXECUTE format('CREATE TRIGGER sg_audit_truncate AFTER TRUNCATE ON %s
                         FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', member, args);
@@ -288,7 +292,7 @@ BEGIN
         SELECT safeguard._audit_trigger_args(root, a.exclude_columns, a.log_unchanged) INTO args
           FROM safeguard.audit_registry a WHERE a.tbl = root;
         IF args IS NOT NULL THEN
-            PERFORM safeguard._audit_truncate_triggers(root, args);
+            PERFORM safeguard._audit_truncate_triggers(root, args, only_owned => true);
         END IF;
     END LOOP;
 END $$;
