@@ -24,11 +24,14 @@ use pgrx::{PgOid, PgSqlErrorCode};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CStr;
+use std::rc::Rc;
 
 thread_local! {
     static LEDGER: RefCell<Ledger> = RefCell::new(Ledger::default());
     /// The prepared UPDATE of each counter, by its text and the type of the key it is given.
-    static UPDATES: RefCell<HashMap<(String, u32), OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+    /// Shared out (Rc) so that no borrow is held while an UPDATE runs: it may fire the parent's
+    /// own counter triggers, which come back here.
+    static UPDATES: RefCell<HashMap<(String, u32), Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
 /// The UPDATE that applies a net change to one parent. Identifiers quoted here; operators
@@ -116,28 +119,29 @@ fn _count_flush<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a,
         return Ok(None);
     }
     Spi::connect_mut(|client| {
-        UPDATES.with_borrow_mut(|updates| {
-            for change in changes {
-                let type_oid = change.key_type.oid;
-                let update = match updates.get(&(counter_id.clone(), type_oid)) {
-                    Some(update) => update,
-                    None => {
-                        let types = [PgOid::from(pg_sys::Oid::from(type_oid)), PgOid::from(pg_sys::INT8OID)];
-                        let prepared = client
-                            .prepare_mut(counter_id.as_str(), &types)
-                            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: preparing the counter update failed: {e}"))
-                            .keep();
-                        updates.entry((counter_id.clone(), type_oid)).or_insert(prepared)
-                    }
-                };
-                // SAFETY: the datum is rebuilt from the bytes of a value of this type.
-                let key = unsafe { DatumWithOid::new(key_datum(&change), pg_sys::Oid::from(type_oid)) };
-                let params = [key, change.delta.into()];
-                client
-                    .update(update, None, &params)
-                    .unwrap_or_else(|e| pgrx::error!("pg_safeguard: updating the counter failed: {e}"));
-            }
-        })
+        for change in changes {
+            let type_oid = change.key_type.oid;
+            let cache_key = (counter_id.clone(), type_oid);
+            let update = match UPDATES.with_borrow(|updates| updates.get(&cache_key).cloned()) {
+                Some(update) => update,
+                None => {
+                    let types = [PgOid::from(pg_sys::Oid::from(type_oid)), PgOid::from(pg_sys::INT8OID)];
+                    let prepared = client
+                        .prepare_mut(counter_id.as_str(), &types)
+                        .unwrap_or_else(|e| pgrx::error!("pg_safeguard: preparing the counter update failed: {e}"))
+                        .keep();
+                    let prepared = Rc::new(prepared);
+                    UPDATES.with_borrow_mut(|updates| updates.insert(cache_key, Rc::clone(&prepared)));
+                    prepared
+                }
+            };
+            // SAFETY: the datum is rebuilt from the bytes of a value of this type.
+            let key = unsafe { DatumWithOid::new(key_datum(&change), pg_sys::Oid::from(type_oid)) };
+            let params = [key, change.delta.into()];
+            client
+                .update(&*update, None, &params)
+                .unwrap_or_else(|e| pgrx::error!("pg_safeguard: updating the counter failed: {e}"));
+        }
     });
     Ok(None)
 }

@@ -220,6 +220,19 @@ INSERT INTO visits (clinic_id) VALUES ('00000000-0000-4000-8000-000000000002');
 ROLLBACK;
 INSERT INTO visits (clinic_id) VALUES ('00000000-0000-4000-8000-000000000002');
 SELECT right(id::text, 1) AS clinic, open_visits FROM clinics ORDER BY id;
+-- Counters of counters: clinics count their open visits, regions count their clinics with open
+-- visits; applying the visits' counter changes whether a clinic counts for its region, so the
+-- clinics' own counter triggers run inside the visits' one.
+CREATE TABLE regions (id int PRIMARY KEY, busy_clinics int NOT NULL DEFAULT 0);
+INSERT INTO regions VALUES (1);
+ALTER TABLE clinics ADD COLUMN region_id int REFERENCES regions;
+SELECT safeguard.maintain_count('regions', 'busy_clinics', 'clinics', 'region_id', 'open_visits > 0') IS NOT NULL AS counter;
+UPDATE clinics SET region_id = 1;
+SELECT busy_clinics FROM regions;
+UPDATE visits SET status = 'closed' WHERE clinic_id = '00000000-0000-4000-8000-000000000002';
+SELECT busy_clinics FROM regions;
+INSERT INTO visits (clinic_id) VALUES ('00000000-0000-4000-8000-000000000002');
+SELECT right(id::text, 1) AS clinic, open_visits, (SELECT busy_clinics FROM regions) FROM clinics ORDER BY id;
 -- The statement trigger disabled by hand while the row triggers still fire: the commit is refused.
 ALTER TABLE visits DISABLE TRIGGER sg_count_visits_open_visits_apply;
 INSERT INTO visits (clinic_id) VALUES ('00000000-0000-4000-8000-000000000002');
@@ -251,7 +264,7 @@ SELECT safeguard.maintain_count('clinics', 'open_visits', 'visits_by_year', 'cli
 \echo :LAST_ERROR_SQLSTATE
 SELECT safeguard.drop_rule('visits', 'sg_count_visits_open_visits');
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'visits'::regclass AND NOT tgisinternal;
-DROP TABLE visits, visits_by_year, clinics;
+DROP TABLE visits, visits_by_year, clinics, regions;
 RESET ROLE;
 
 -- make_append_only: for the owner and superusers too, also under session_replication_role.
