@@ -48,3 +48,37 @@ fi
 echo "restored: $(grep -c " direct \| via " <<<"$after") isolated tables as before, isolation holds"
 grep -q "History of Patient 1 of Lakeview" <<<"$after" || die "the restored encrypted values do not decrypt"
 echo "restored: encrypted medical histories identical and decrypting"
+
+# An audited partitioned table: its row trigger (copied onto each partition by PostgreSQL) and the
+# TRUNCATE trigger of each partition come back from the dump, once each, and still log.
+say "dump and restore: an audited partitioned table"
+"${PSQL[@]}" -q -c "SET client_min_messages = warning" \
+    -c "DROP DATABASE IF EXISTS safeguard_parted WITH (FORCE)" -c "CREATE DATABASE safeguard_parted" \
+    -c "DROP DATABASE IF EXISTS safeguard_parted_restore WITH (FORCE)" -c "CREATE DATABASE safeguard_parted_restore"
+"${PSQL[@]}" -q -d safeguard_parted >/dev/null <<'SQL'
+CREATE EXTENSION pg_safeguard;
+CREATE TABLE visits (id int, at date, note text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE visits_2026 PARTITION OF visits FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+SELECT safeguard.enable_audit('visits');
+CREATE TABLE visits_2027 PARTITION OF visits FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+INSERT INTO visits VALUES (1, '2026-03-01', 'first'), (2, '2027-03-01', 'second');
+SQL
+parted_dump="$ROOT/target/safeguard_parted.dump"
+"$PG_BINDIR/pg_dump" --format=custom --file="$parted_dump" safeguard_parted
+"$PG_BINDIR/pg_restore" --exit-on-error --dbname=safeguard_parted_restore "$parted_dump"
+parted_state() {
+    "${PSQL[@]}" -At -d "$1" <<'SQL'
+SELECT format('%s %s %s', table_name, trigger_present, trigger_enabled_always) FROM safeguard.audited_tables;
+SELECT string_agg(format('%s.%s=%s', tgrelid::regclass, tgname, tgenabled), ' ' ORDER BY tgrelid::regclass::text, tgname)
+  FROM pg_trigger WHERE tgname LIKE 'sg_audit%';
+SELECT count(*) FROM safeguard.audit_log;
+SQL
+}
+before=$(parted_state safeguard_parted)
+after=$(parted_state safeguard_parted_restore)
+[ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") >&2; die "the restored partitioned table's audit differs"; }
+logged=$("${PSQL[@]}" -At -d safeguard_parted_restore \
+    -c "INSERT INTO visits_2027 VALUES (3, '2027-04-01', 'after restore')" \
+    -c "SELECT count(*) FROM safeguard.audit_log WHERE table_name = 'visits_2027' AND record_id ->> 'id' = '3'" | tail -1)
+[ "$logged" = 1 ] || die "a write into a restored partition was not logged"
+echo "restored: $(head -1 <<<"$after"); a write into a restored partition is logged"

@@ -113,6 +113,7 @@ BEGIN
          WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = m AND t.tgname = 'sg_audit_truncate')
            AND (NOT only_owned OR pg_has_role(current_user, c.relowner, 'USAGE'))
     LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = member AND t.tgname = 'sg_audit_truncate');
         EXECUTE format('CREATE TRIGGER sg_audit_truncate AFTER TRUNCATE ON %s
                         FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', member, args);
         EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_truncate', member);
@@ -272,32 +273,34 @@ END $$;
 REVOKE ALL ON FUNCTION safeguard._on_drop_audited() FROM PUBLIC;
 CREATE EVENT TRIGGER sg_forget_dropped_audited ON sql_drop EXECUTE FUNCTION safeguard._on_drop_audited();
 
--- New partitions of an audited partitioned table (CREATE TABLE ... PARTITION OF, ATTACH
--- PARTITION) get its TRUNCATE trigger; the row trigger PostgreSQL copies by itself. Runs as the
--- user whose DDL made the partition, who owns it.
+-- New partitions of an audited partitioned table (CREATE TABLE ... PARTITION OF) get its TRUNCATE
+-- trigger; the row trigger PostgreSQL copies by itself. Runs as the user whose DDL made the
+-- partition, who owns it. ATTACH PARTITION is left alone: it reports only the partitioned table,
+-- as does the ALTER TABLE ... ENABLE ALWAYS TRIGGER of a pg_restore, which would then find the
+-- TRUNCATE triggers it is about to restore already made; after an ATTACH, enable_audit() again
+-- adds the trigger (audited_tables shows it missing until then). A restore creates partitions
+-- before the audit registry's rows are back, so this hook leaves them to the restore too.
 CREATE FUNCTION safeguard._on_ddl_audit_partitions() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    new_partition regclass;
     root regclass;
     args text;
 BEGIN
-    FOR root IN
-        SELECT DISTINCT a.tbl
+    FOR new_partition, root IN
+        SELECT c.oid, a.tbl
           FROM pg_event_trigger_ddl_commands() d
-          JOIN pg_class c ON c.oid = d.objid AND c.relkind IN ('r', 'p') AND (c.relkind = 'p' OR c.relispartition)
-          CROSS JOIN LATERAL (SELECT coalesce(pg_partition_root(c.oid), c.oid::regclass) AS root) p
-          JOIN safeguard.audit_registry a ON a.tbl = p.root
-         WHERE d.classid = 'pg_class'::regclass
+          JOIN pg_class c ON c.oid = d.objid AND c.relispartition
+          JOIN safeguard.audit_registry a ON a.tbl = pg_partition_root(c.oid)
+         WHERE d.classid = 'pg_class'::regclass AND d.command_tag = 'CREATE TABLE'
     LOOP
         SELECT safeguard._audit_trigger_args(root, a.exclude_columns, a.log_unchanged) INTO args
           FROM safeguard.audit_registry a WHERE a.tbl = root;
-        IF args IS NOT NULL THEN
-            PERFORM safeguard._audit_truncate_triggers(root, args, only_owned => true);
-        END IF;
+        PERFORM safeguard._audit_truncate_triggers(new_partition, args, only_owned => true);
     END LOOP;
 END $$;
 CREATE EVENT TRIGGER sg_audit_new_partitions ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    WHEN TAG IN ('CREATE TABLE')
     EXECUTE FUNCTION safeguard._on_ddl_audit_partitions();
 
 -- Admins by role membership, as for isolated tables: members of the role read every tenant's
