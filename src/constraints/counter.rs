@@ -32,6 +32,9 @@ thread_local! {
     /// Shared out (Rc) so that no borrow is held while an UPDATE runs: it may fire the parent's
     /// own counter triggers, which come back here.
     static UPDATES: RefCell<HashMap<(String, u32), Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
+    /// The row triggers' arguments, by trigger OID (a trigger's arguments never change; a
+    /// trigger made anew gets a new OID).
+    static ROW_TRIGGERS: RefCell<HashMap<pg_sys::Oid, Rc<RowTrigger>>> = RefCell::new(HashMap::new());
 }
 
 /// The UPDATE that applies a net change to one parent. Identifiers quoted here; operators
@@ -56,25 +59,78 @@ fn misused_trigger() -> ! {
     .report()
 }
 
-/// Row trigger: AFTER INSERT, UPDATE or DELETE FOR EACH ROW, arguments (parent schema, parent
-/// table, counter column, parent key column, child column holding the key, +1 or -1, new or
-/// old: which version of the row to read the key from).
+/// What a row trigger's arguments say, read once per backend and trigger: they are the same on
+/// every row, and reading them (seven strings) and composing the counter's UPDATE cost more
+/// than the rest of the trigger.
+struct RowTrigger {
+    /// The arguments as they were read: compared on every call (no allocation), since CREATE OR
+    /// REPLACE TRIGGER can give a trigger other arguments under the same OID.
+    args: Vec<String>,
+    counter_id: String,
+    fk_column: String,
+    delta: i64,
+    reads_new_row: bool,
+}
+
+impl RowTrigger {
+    /// Arguments (parent schema, parent table, counter column, parent key column, child column
+    /// holding the key, +1 or -1, new or old: which version of the row to read the key from).
+    fn parse(args: Vec<String>) -> Option<Self> {
+        let [schema, table, counter, key, fk, sign, version] = args.as_slice() else { return None };
+        Some(Self {
+            counter_id: update_statement(schema, table, counter, key),
+            fk_column: fk.clone(),
+            delta: match sign.as_str() {
+                "1" => 1,
+                "-1" => -1,
+                _ => return None,
+            },
+            reads_new_row: match version.as_str() {
+                "new" => true,
+                "old" => false,
+                _ => return None,
+            },
+            args,
+        })
+    }
+
+    /// Whether `trigger` still has the arguments this was read from.
+    ///
+    /// SAFETY: `trigger` is the pg_trigger entry PostgreSQL handed the trigger function.
+    unsafe fn matches(&self, trigger: &pg_sys::Trigger) -> bool {
+        if trigger.tgnargs as usize != self.args.len() {
+            return false;
+        }
+        (0..self.args.len()).all(|i| unsafe {
+            CStr::from_ptr(*trigger.tgargs.add(i)).to_bytes() == self.args[i].as_bytes()
+        })
+    }
+}
+
+/// Row trigger: AFTER INSERT, UPDATE or DELETE FOR EACH ROW, arguments as `RowTrigger::parse`
+/// reads them.
 #[pg_trigger]
 fn _count_row<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
     if !matches!(trigger.when()?, PgTriggerWhen::After) || !matches!(trigger.level(), PgTriggerLevel::Row) {
         misused_trigger();
     }
-    let args = trigger.extra_args()?;
-    let [schema, table, counter, key, fk, sign, version] = args.as_slice() else { misused_trigger() };
-    let delta: i64 = match sign.as_str() {
-        "1" => 1,
-        "-1" => -1,
-        _ => misused_trigger(),
-    };
     let data = trigger.trigger_data();
-    let tuple = match (version.as_str(), trigger.op()?) {
-        ("new", PgTriggerOperation::Update) => data.tg_newtuple,
-        ("new", PgTriggerOperation::Insert) | ("old", PgTriggerOperation::Update | PgTriggerOperation::Delete) => {
+    // SAFETY: PostgreSQL hands a trigger its pg_trigger entry.
+    let entry = unsafe { &*data.tg_trigger };
+    let cached = ROW_TRIGGERS.with_borrow(|triggers| triggers.get(&entry.tgoid).cloned());
+    // SAFETY: as above.
+    let parsed = match cached.filter(|parsed| unsafe { parsed.matches(entry) }) {
+        Some(parsed) => parsed,
+        None => {
+            let trigger_oid = entry.tgoid;
+            let parsed = Rc::new(RowTrigger::parse(trigger.extra_args()?).unwrap_or_else(|| misused_trigger()));
+            ROW_TRIGGERS.with_borrow_mut(|triggers| triggers.insert(trigger_oid, Rc::clone(&parsed)));
+            parsed
+        }
+    };
+    let tuple = match (parsed.reads_new_row, trigger.op()?) {
+        (true, PgTriggerOperation::Update) => data.tg_newtuple,
+        (true, PgTriggerOperation::Insert) | (false, PgTriggerOperation::Update | PgTriggerOperation::Delete) => {
             data.tg_trigtuple
         }
         _ => misused_trigger(),
@@ -84,7 +140,7 @@ fn _count_row<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, A
         let desc = (*data.tg_relation).rd_att;
         let natts = (*desc).natts as usize;
         let Some(position) = (*desc).attrs.as_slice(natts).iter().position(|attr| {
-            !attr.attisdropped && CStr::from_ptr(attr.attname.data.as_ptr()).to_bytes() == fk.as_bytes()
+            !attr.attisdropped && CStr::from_ptr(attr.attname.data.as_ptr()).to_bytes() == parsed.fk_column.as_bytes()
         }) else {
             misused_trigger()
         };
@@ -96,9 +152,8 @@ fn _count_row<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, A
         }
         let key_type = KeyType { oid: attr.atttypid.to_u32(), len: attr.attlen, by_value: attr.attbyval };
         let subxact = pg_sys::GetCurrentSubTransactionId();
-        let counter_id = update_statement(schema, table, counter, key);
         with_key_bytes(datum, key_type, |bytes| {
-            LEDGER.with_borrow_mut(|ledger| ledger.add(&counter_id, key_type, bytes, delta, subxact))
+            LEDGER.with_borrow_mut(|ledger| ledger.add(&parsed.counter_id, key_type, bytes, parsed.delta, subxact))
         });
     }
     Ok(None)
