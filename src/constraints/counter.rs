@@ -32,8 +32,7 @@ thread_local! {
     /// Shared out (Rc) so that no borrow is held while an UPDATE runs: it may fire the parent's
     /// own counter triggers, which come back here.
     static UPDATES: RefCell<HashMap<(String, u32), Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
-    /// The row triggers' arguments, by trigger OID (a trigger's arguments never change; a
-    /// trigger made anew gets a new OID).
+    /// The row triggers' arguments, read once per trigger (by OID) and backend.
     static ROW_TRIGGERS: RefCell<HashMap<pg_sys::Oid, Rc<RowTrigger>>> = RefCell::new(HashMap::new());
 }
 

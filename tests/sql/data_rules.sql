@@ -214,6 +214,14 @@ UPDATE visits SET status = 'open', clinic_id = NULL WHERE id = 1;
 SELECT right(c.id::text, 1) AS clinic, c.open_visits,
        (SELECT count(*) FROM visits v WHERE v.clinic_id = c.id AND v.status <> 'closed') AS true_count
   FROM clinics c ORDER BY c.id;
+-- The counter is updated with the writer's privileges: a role that may insert visits but not
+-- update clinics is refused (42501), and nothing is written.
+GRANT SELECT, INSERT ON visits TO sg_rules_app;
+GRANT USAGE ON SEQUENCE visits_id_seq TO sg_rules_app;
+SET ROLE sg_rules_app;
+INSERT INTO visits (clinic_id) VALUES ('00000000-0000-4000-8000-000000000002');
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE sg_rules_owner;
 -- A rolled-back transaction leaves no delta behind for the next one.
 BEGIN;
 INSERT INTO visits (clinic_id) VALUES ('00000000-0000-4000-8000-000000000002');
