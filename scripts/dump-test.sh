@@ -61,7 +61,9 @@ CREATE TABLE visits (id int, at date, note text, PRIMARY KEY (id, at)) PARTITION
 CREATE TABLE visits_2026 PARTITION OF visits FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 SELECT safeguard.enable_audit('visits');
 CREATE TABLE visits_2027 PARTITION OF visits FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
-INSERT INTO visits VALUES (1, '2026-03-01', 'first'), (2, '2027-03-01', 'second');
+CREATE TABLE visits_2028 (id int NOT NULL, at date NOT NULL, note text, PRIMARY KEY (id, at));
+ALTER TABLE visits ATTACH PARTITION visits_2028 FOR VALUES FROM ('2028-01-01') TO ('2029-01-01');
+INSERT INTO visits VALUES (1, '2026-03-01', 'first'), (2, '2027-03-01', 'second'), (3, '2028-03-01', 'third');
 SQL
 parted_dump="$ROOT/target/safeguard_parted.dump"
 "$PG_BINDIR/pg_dump" --format=custom --file="$parted_dump" safeguard_parted

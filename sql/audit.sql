@@ -273,26 +273,58 @@ END $$;
 REVOKE ALL ON FUNCTION safeguard._on_drop_audited() FROM PUBLIC;
 CREATE EVENT TRIGGER sg_forget_dropped_audited ON sql_drop EXECUTE FUNCTION safeguard._on_drop_audited();
 
--- New partitions of an audited partitioned table (CREATE TABLE ... PARTITION OF) get its TRUNCATE
--- trigger; the row trigger PostgreSQL copies by itself. Runs as the user whose DDL made the
--- partition, who owns it. ATTACH PARTITION is left alone: it reports only the partitioned table,
--- as does the ALTER TABLE ... ENABLE ALWAYS TRIGGER of a pg_restore, which would then find the
--- TRUNCATE triggers it is about to restore already made; after an ATTACH, enable_audit() again
--- adds the trigger (audited_tables shows it missing until then). A restore creates partitions
--- before the audit registry's rows are back, so this hook leaves them to the restore too.
+-- New partitions of an audited partitioned table get its TRUNCATE trigger; the row trigger
+-- PostgreSQL copies by itself. CREATE TABLE ... PARTITION OF reports the new partition. ATTACH
+-- PARTITION reports only the partitioned table, like the ALTER TABLE ... ENABLE ALWAYS TRIGGER
+-- of a pg_restore, which must find the triggers it restores not yet made: so the tables of the
+-- audited partition trees are noted when an ALTER TABLE starts, and only a table that joined a
+-- tree during it counts as attached. (A restore creates and attaches partitions before the
+-- audit registry's rows are back, so this hook leaves them to the restore.) The hooks run as the
+-- user whose DDL it is, and skip partitions that user does not own.
+
+-- The tables of every audited partition tree, as a list of OIDs.
+CREATE FUNCTION safeguard._audited_partition_members() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(string_agg(m::oid::text, ','), '')
+      FROM safeguard.audit_registry a
+      JOIN pg_class c ON c.oid = a.tbl AND c.relkind = 'p'
+      CROSS JOIN LATERAL safeguard._audit_members(a.tbl) m
+$$;
+
+-- No SET clause: the note must outlive this function (a SET clause would undo set_config's
+-- transaction-local value on return); hence every name is schema-qualified.
+CREATE FUNCTION safeguard._on_ddl_start_audit_partitions() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('pg_safeguard_audit.members_before', safeguard._audited_partition_members(), true);
+END $$;
+CREATE EVENT TRIGGER sg_audit_partitions_before ON ddl_command_start
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION safeguard._on_ddl_start_audit_partitions();
+
 CREATE FUNCTION safeguard._on_ddl_audit_partitions() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    before oid[] := string_to_array(nullif(current_setting('pg_safeguard_audit.members_before', true), ''), ',')::oid[];
     new_partition regclass;
     root regclass;
     args text;
 BEGIN
     FOR new_partition, root IN
+        -- Partitions created by CREATE TABLE ... PARTITION OF.
         SELECT c.oid, a.tbl
           FROM pg_event_trigger_ddl_commands() d
           JOIN pg_class c ON c.oid = d.objid AND c.relispartition
           JOIN safeguard.audit_registry a ON a.tbl = pg_partition_root(c.oid)
          WHERE d.classid = 'pg_class'::regclass AND d.command_tag = 'CREATE TABLE'
+        UNION
+        -- Tables that joined an audited tree during this ALTER TABLE (ATTACH PARTITION).
+        SELECT m, a.tbl
+          FROM safeguard.audit_registry a
+          JOIN pg_class c ON c.oid = a.tbl AND c.relkind = 'p'
+          CROSS JOIN LATERAL safeguard._audit_members(a.tbl) m
+         WHERE EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() d WHERE d.command_tag = 'ALTER TABLE')
+           AND before IS NOT NULL AND m::oid <> ALL (before)
     LOOP
         SELECT safeguard._audit_trigger_args(root, a.exclude_columns, a.log_unchanged) INTO args
           FROM safeguard.audit_registry a WHERE a.tbl = root;
@@ -300,7 +332,7 @@ BEGIN
     END LOOP;
 END $$;
 CREATE EVENT TRIGGER sg_audit_new_partitions ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
     EXECUTE FUNCTION safeguard._on_ddl_audit_partitions();
 
 -- Admins by role membership, as for isolated tables: members of the role read every tenant's
