@@ -504,7 +504,9 @@ BEGIN
     triggers := triggers || trigger_name;
     ddl := ddl || format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH STATEMENT '
                          'EXECUTE FUNCTION safeguard._count_flush(%s)', trigger_name, child, parent_target);
-    ddl := ddl || (SELECT array_agg(format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', child, t)) FROM unnest(triggers) t);
+    -- Enabled like PostgreSQL's own foreign-key triggers (not ALWAYS): on a logical replica the
+    -- apply and table-sync workers run as session_replication_role = replica, and the counter
+    -- arrives there with the parent's own replicated rows; counting again would double it.
     RETURN safeguard._rule_apply(child, rule_name, 'count', ddl,
         (SELECT string_agg(format('DROP TRIGGER IF EXISTS %I ON %s', t, child), '; ') FROM unnest(triggers) t),
         jsonb_build_object('parent', parent::text, 'counter_col', counter_col, 'fk_col', fk_col,

@@ -253,8 +253,17 @@ unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type,
     match event {
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => LEDGER.with_borrow_mut(Ledger::clear),
         XACT_EVENT_PRE_COMMIT | XACT_EVENT_PARALLEL_PRE_COMMIT | XACT_EVENT_PRE_PREPARE => {
-            if !LEDGER.with_borrow(Ledger::is_empty) {
-                LEDGER.with_borrow_mut(Ledger::clear);
+            if LEDGER.with_borrow(Ledger::is_empty) {
+                return;
+            }
+            LEDGER.with_borrow_mut(Ledger::clear);
+            // A logical replication apply worker fires row triggers but never statement
+            // triggers: on a subscriber the counted rows arrive without their flush. The
+            // counter is the origin's to keep, and arrives with the parent's own replicated
+            // rows, as it did with the statement-only triggers of the first version; refusing
+            // the commit would stop replication.
+            // SAFETY: a plain query of the process kind.
+            if !unsafe { pg_sys::IsLogicalWorker() } {
                 SafeguardError::new(
                     PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     "a maintained counter was not updated: the transaction is rolled back",

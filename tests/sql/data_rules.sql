@@ -245,7 +245,7 @@ SELECT right(id::text, 1) AS clinic, open_visits, (SELECT busy_clinics FROM regi
 ALTER TABLE visits DISABLE TRIGGER sg_count_visits_open_visits_apply;
 INSERT INTO visits (clinic_id) VALUES ('00000000-0000-4000-8000-000000000002');
 \echo :LAST_ERROR_SQLSTATE
-ALTER TABLE visits ENABLE ALWAYS TRIGGER sg_count_visits_open_visits_apply;
+ALTER TABLE visits ENABLE TRIGGER sg_count_visits_open_visits_apply;
 SELECT count(*) AS visits_of_clinic_2, (SELECT open_visits FROM clinics WHERE id = '00000000-0000-4000-8000-000000000002')
   FROM visits WHERE clinic_id = '00000000-0000-4000-8000-000000000002';
 -- The trigger functions attached by hand the wrong way.
