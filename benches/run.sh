@@ -15,8 +15,7 @@ echo "date:       $(date -u '+%Y-%m-%d %H:%M UTC')"
 # Default logging: a test run that stopped half-way may have left every statement logged.
 "${PSQL[@]}" -q -c "ALTER SYSTEM RESET log_statement" -c "ALTER SYSTEM RESET log_min_messages" \
     -c "SELECT pg_reload_conf()" >/dev/null
-"${PSQL[@]}" -q -c "SET client_min_messages = warning" \
-    -c "DROP DATABASE IF EXISTS safeguard_bench WITH (FORCE)" -c "CREATE DATABASE safeguard_bench"
+fresh_database safeguard_bench
 "${PSQL[@]}" -q -d safeguard_bench -c "CREATE EXTENSION pg_safeguard"
 for bench in "$ROOT"/benches/*.sql "$ROOT"/benches/*.sh; do
     [ "$(basename "$bench")" = run.sh ] && continue

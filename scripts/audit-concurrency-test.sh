@@ -7,8 +7,7 @@
 source "$(dirname "$0")/common.sh"
 DB=safeguard_concurrency
 say "audit under concurrency and an immediate shutdown"
-"${PSQL[@]}" -q -c "SET client_min_messages = warning" \
-    -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+fresh_database "$DB"
 "${PSQL[@]}" -q -d "$DB" >/dev/null <<'SQL'
 CREATE EXTENSION pg_safeguard;
 CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL);

@@ -3,8 +3,7 @@
 # installed extension in the running throwaway cluster. Creates its own database and roles.
 source "$(dirname "$0")/common.sh"
 say "client test: concurrent requests over a connection pool (tests/pool)"
-"${PSQL[@]}" -q -c "SET client_min_messages = warning" \
-    -c "DROP DATABASE IF EXISTS safeguard_pool WITH (FORCE)" -c "CREATE DATABASE safeguard_pool"
+fresh_database safeguard_pool
 "${PSQL[@]}" -q -d safeguard_pool >/dev/null <<'SQL'
 SET client_min_messages = warning;
 DO $$ BEGIN

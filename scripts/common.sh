@@ -64,6 +64,15 @@ PGRX_TEST_MASTER_KEY_FILE=$STATE_DIR/pgrx-test-master.key
 export PGHOST=$SOCKET_DIR PGPORT=$PG_PORT PGUSER=$RUN_USER PGDATABASE=postgres
 PSQL=("$PG_BINDIR/psql" -X -v ON_ERROR_STOP=1)
 
+# fresh_database NAME...: each database dropped (its sessions closed) and made again, empty.
+fresh_database() {
+    local db
+    for db in "$@"; do
+        "${PSQL[@]}" -q -c "SET client_min_messages = warning" \
+            -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" -c "CREATE DATABASE \"$db\""
+    done
+}
+
 # make_run_user_dir DIR: create DIR owned by the server's OS user.
 make_run_user_dir() {
     mkdir -p "$1"

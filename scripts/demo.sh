@@ -3,10 +3,8 @@
 # guided tour examples/tour.sql. Running it again starts the demo afresh.
 source "$(dirname "$0")/common.sh"
 say "creating database safeguard_demo with examples/clinic.sql"
-"${PSQL[@]}" -q -c "SET client_min_messages = warning" \
-             -c "DROP DATABASE IF EXISTS safeguard_demo WITH (FORCE)" \
-             -c "CREATE DATABASE safeguard_demo" \
-             -c "ALTER DATABASE safeguard_demo SET search_path = \"\$user\", public, safeguard"
+fresh_database safeguard_demo
+"${PSQL[@]}" -q -c "ALTER DATABASE safeguard_demo SET search_path = \"\$user\", public, safeguard"
 "${PSQL[@]}" -q -d safeguard_demo -c "CREATE EXTENSION pg_safeguard" -f "$ROOT/examples/clinic.sql"
 say "the tour: examples/tour.sql"
 "${PSQL[@]}" -d safeguard_demo -f "$ROOT/examples/tour.sql"

@@ -7,8 +7,7 @@ source "$(dirname "$0")/common.sh"
 say "dump and restore: safeguard_demo -> safeguard_restore"
 dump="$ROOT/target/safeguard_demo.dump"
 "$PG_BINDIR/pg_dump" --format=custom --file="$dump" safeguard_demo
-"${PSQL[@]}" -q -c "SET client_min_messages = warning" \
-    -c "DROP DATABASE IF EXISTS safeguard_restore WITH (FORCE)" -c "CREATE DATABASE safeguard_restore"
+fresh_database safeguard_restore
 "$PG_BINDIR/pg_restore" --exit-on-error --dbname=safeguard_restore "$dump"
 
 state() {
@@ -52,9 +51,7 @@ echo "restored: encrypted medical histories identical and decrypting"
 # An audited partitioned table: its row trigger (copied onto each partition by PostgreSQL) and the
 # TRUNCATE trigger of each partition come back from the dump, once each, and still log.
 say "dump and restore: an audited partitioned table"
-"${PSQL[@]}" -q -c "SET client_min_messages = warning" \
-    -c "DROP DATABASE IF EXISTS safeguard_parted WITH (FORCE)" -c "CREATE DATABASE safeguard_parted" \
-    -c "DROP DATABASE IF EXISTS safeguard_parted_restore WITH (FORCE)" -c "CREATE DATABASE safeguard_parted_restore"
+fresh_database safeguard_parted safeguard_parted_restore
 "${PSQL[@]}" -q -d safeguard_parted >/dev/null <<'SQL'
 CREATE EXTENSION pg_safeguard;
 CREATE TABLE visits (id int, at date, note text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);

@@ -29,9 +29,8 @@ CREATE EXTENSION pg_safeguard;
 CREATE TABLE organizations (id int PRIMARY KEY, member_count int NOT NULL DEFAULT 0);
 CREATE TABLE members (id int PRIMARY KEY, organization_id int NOT NULL REFERENCES organizations, deleted_at timestamptz);
 SELECT safeguard.maintain_count('organizations', 'member_count', 'members', 'organization_id', 'deleted_at IS NULL');"
+fresh_database "$PUB" "$SUB"
 for db in "$PUB" "$SUB"; do
-    "${PSQL[@]}" -q -c "SET client_min_messages = warning" \
-        -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
     "${PSQL[@]}" -q -d "$db" -c "$schema" >/dev/null
 done
 "${PSQL[@]}" -q -d "$PUB" >/dev/null <<'SQL'

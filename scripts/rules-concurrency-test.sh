@@ -14,8 +14,7 @@
 source "$(dirname "$0")/common.sh"
 DB=safeguard_rules_concurrency
 say "maintain_count under concurrency"
-"${PSQL[@]}" -q -c "SET client_min_messages = warning" \
-    -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+fresh_database "$DB"
 "${PSQL[@]}" -q -d "$DB" >/dev/null <<'SQL'
 CREATE EXTENSION pg_safeguard;
 CREATE TABLE organizations (id int PRIMARY KEY, member_count int NOT NULL DEFAULT 0);
