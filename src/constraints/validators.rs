@@ -29,11 +29,14 @@ pub fn is_valid_npi(value: &[u8]) -> bool {
         && luhn_valid(b"80840".iter().chain(value.iter()).copied())
 }
 
-/// DEA registration number: two upper-case letters, seven digits, and
-/// (d1 + d3 + d5) + 2 × (d2 + d4 + d6) ≡ d7 (mod 10).
+/// DEA registration number: an upper-case letter (the registrant type), an upper-case letter
+/// (the initial of the registrant's last name) or the digit 9 (registrants registered under a
+/// business name and address), seven digits, and (d1 + d3 + d5) + 2 × (d2 + d4 + d6) ≡ d7
+/// (mod 10). The checksum is the same for both forms.
 pub fn is_valid_dea(value: &[u8]) -> bool {
     if value.len() != 9
-        || !value[..2].iter().all(u8::is_ascii_uppercase)
+        || !value[0].is_ascii_uppercase()
+        || !(value[1].is_ascii_uppercase() || value[1] == b'9')
         || !value[2..].iter().all(u8::is_ascii_digit)
     {
         return false;
@@ -156,7 +159,13 @@ mod tests {
     fn dea_vectors() {
         assert!(is_valid_dea(b"AP5836727"));
         assert!(is_valid_dea(b"BJ1234563"));
-        for invalid in ["AB4523767", "ap5836727", "A15836727", "AP583672", "AP58367270", "AP583672X", ""] {
+        // Business-address registrants: 9 in place of the last name's initial.
+        assert!(is_valid_dea(b"F91234563"));
+        assert!(is_valid_dea(b"A95836727"));
+        for invalid in [
+            "AB4523767", "ap5836727", "A15836727", "A05836727", "A85836727", "9P5836727", "995836727",
+            "F91234564", "F9123456", "f91234563", "AP583672", "AP58367270", "AP583672X", "",
+        ] {
             assert!(!is_valid_dea(invalid.as_bytes()), "{invalid}");
         }
     }

@@ -7,6 +7,10 @@ SELECT v, safeguard.is_valid_npi(v) FROM unnest(ARRAY['1234567893', '1245319599'
        '3234567893', '12345678a3', '']) v;
 SELECT v, safeguard.is_valid_dea(v) FROM unnest(ARRAY['AP5836727', 'BJ1234563', 'AB4523767', 'ap5836727',
        'AP583672']) v;
+-- Registrants under a business name and address carry 9 as the second character; any other
+-- digit there, a 9 in first place, or a wrong check digit stays invalid.
+SELECT v, safeguard.is_valid_dea(v) FROM unnest(ARRAY['F91234563', 'A95836727', 'F91234564', 'A15836727',
+       'A05836727', '9P5836727', 'F9123456']) v;
 SELECT v, safeguard.is_valid_e164(v) FROM unnest(ARRAY['+14155552671', '+442071838750', '14155552671',
        '+04155552671', '+1234567', '+1234567890123456', '+1 415 555 2671']) v;
 SELECT v, safeguard.is_valid_email(v) FROM unnest(ARRAY['ana.lima@clinic.example', 'first+tag@sub.domain.org',
@@ -43,6 +47,7 @@ CREATE TABLE providers (
 );
 INSERT INTO providers VALUES (1, '1234567893', 'AP5836727', '+14155552671', 'ana.lima@clinic.example', 'CA', 'America/Los_Angeles');
 INSERT INTO providers VALUES (2, NULL, NULL, NULL, NULL, NULL, NULL);
+INSERT INTO providers (id, dea) VALUES (4, 'F91234563');
 INSERT INTO providers (id, npi) VALUES (3, '1234567890');
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO providers (id, dea) VALUES (3, 'AB4523767');
