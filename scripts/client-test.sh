@@ -35,6 +35,11 @@ SELECT safeguard.create_key('0000000a-0000-4000-8000-000000000001');
 GRANT SELECT, INSERT ON charts TO sg_pool_app;
 GRANT EXECUTE ON FUNCTION safeguard.decrypt(safeguard.encrypted_text), safeguard.decrypt(safeguard.encrypted_bytea),
     safeguard.decrypt(safeguard.encrypted_jsonb) TO sg_pool_app;
+-- safeguard.ulid compared through bound parameters under the default search_path
+-- (tests/pool/src/ulid_params.rs).
+CREATE TABLE tickets (id safeguard.ulid PRIMARY KEY, n int NOT NULL);
+INSERT INTO tickets SELECT safeguard.gen_ulid(), n FROM generate_series(1, 20) n;
+GRANT SELECT ON tickets TO sg_pool_app;
 SQL
 cd "$ROOT/tests/pool"
 cargo build --release --quiet --target-dir "$ROOT/target/pool-test"

@@ -51,50 +51,56 @@ CREATE FUNCTION safeguard.ulid_hash(safeguard.ulid) RETURNS integer
 CREATE FUNCTION safeguard.ulid_hash_extended(safeguard.ulid, bigint) RETURNS bigint
     LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF AS 'uuid_hash_extended';
 
-CREATE OPERATOR safeguard.= (
+-- The six comparison operators live in pg_catalog, not in safeguard: PostgreSQL looks operators up
+-- through the search_path, and applications and drivers run with the default one ("$user",
+-- public), where `id = $1` on a safeguard.ulid column would fail with 42883. pg_catalog is always
+-- searched (first, unless a search_path names it later), as it is for uuid's operators; no
+-- other schema a role could create objects in can shadow them. They are members of the
+-- extension like everything else here: dumped with it, dropped with it.
+CREATE OPERATOR pg_catalog.= (
     LEFTARG = safeguard.ulid, RIGHTARG = safeguard.ulid, FUNCTION = safeguard.ulid_eq,
-    COMMUTATOR = OPERATOR(safeguard.=), NEGATOR = OPERATOR(safeguard.<>),
+    COMMUTATOR = OPERATOR(pg_catalog.=), NEGATOR = OPERATOR(pg_catalog.<>),
     RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES
 );
-CREATE OPERATOR safeguard.<> (
+CREATE OPERATOR pg_catalog.<> (
     LEFTARG = safeguard.ulid, RIGHTARG = safeguard.ulid, FUNCTION = safeguard.ulid_ne,
-    COMMUTATOR = OPERATOR(safeguard.<>), NEGATOR = OPERATOR(safeguard.=),
+    COMMUTATOR = OPERATOR(pg_catalog.<>), NEGATOR = OPERATOR(pg_catalog.=),
     RESTRICT = neqsel, JOIN = neqjoinsel
 );
-CREATE OPERATOR safeguard.< (
+CREATE OPERATOR pg_catalog.< (
     LEFTARG = safeguard.ulid, RIGHTARG = safeguard.ulid, FUNCTION = safeguard.ulid_lt,
-    COMMUTATOR = OPERATOR(safeguard.>), NEGATOR = OPERATOR(safeguard.>=),
+    COMMUTATOR = OPERATOR(pg_catalog.>), NEGATOR = OPERATOR(pg_catalog.>=),
     RESTRICT = scalarltsel, JOIN = scalarltjoinsel
 );
-CREATE OPERATOR safeguard.<= (
+CREATE OPERATOR pg_catalog.<= (
     LEFTARG = safeguard.ulid, RIGHTARG = safeguard.ulid, FUNCTION = safeguard.ulid_le,
-    COMMUTATOR = OPERATOR(safeguard.>=), NEGATOR = OPERATOR(safeguard.>),
+    COMMUTATOR = OPERATOR(pg_catalog.>=), NEGATOR = OPERATOR(pg_catalog.>),
     RESTRICT = scalarlesel, JOIN = scalarlejoinsel
 );
-CREATE OPERATOR safeguard.> (
+CREATE OPERATOR pg_catalog.> (
     LEFTARG = safeguard.ulid, RIGHTARG = safeguard.ulid, FUNCTION = safeguard.ulid_gt,
-    COMMUTATOR = OPERATOR(safeguard.<), NEGATOR = OPERATOR(safeguard.<=),
+    COMMUTATOR = OPERATOR(pg_catalog.<), NEGATOR = OPERATOR(pg_catalog.<=),
     RESTRICT = scalargtsel, JOIN = scalargtjoinsel
 );
-CREATE OPERATOR safeguard.>= (
+CREATE OPERATOR pg_catalog.>= (
     LEFTARG = safeguard.ulid, RIGHTARG = safeguard.ulid, FUNCTION = safeguard.ulid_ge,
-    COMMUTATOR = OPERATOR(safeguard.<=), NEGATOR = OPERATOR(safeguard.<),
+    COMMUTATOR = OPERATOR(pg_catalog.<=), NEGATOR = OPERATOR(pg_catalog.<),
     RESTRICT = scalargesel, JOIN = scalargejoinsel
 );
 
 -- btequalimage: equal ulids are bitwise equal, so btree deduplication applies, as for uuid.
 CREATE OPERATOR CLASS safeguard.ulid_ops DEFAULT FOR TYPE safeguard.ulid USING btree AS
-    OPERATOR 1 safeguard.<,
-    OPERATOR 2 safeguard.<=,
-    OPERATOR 3 safeguard.=,
-    OPERATOR 4 safeguard.>=,
-    OPERATOR 5 safeguard.>,
+    OPERATOR 1 pg_catalog.<,
+    OPERATOR 2 pg_catalog.<=,
+    OPERATOR 3 pg_catalog.=,
+    OPERATOR 4 pg_catalog.>=,
+    OPERATOR 5 pg_catalog.>,
     FUNCTION 1 safeguard.ulid_cmp(safeguard.ulid, safeguard.ulid),
     FUNCTION 2 safeguard.ulid_sortsupport(internal),
     FUNCTION 4 pg_catalog.btequalimage(oid);
 
 CREATE OPERATOR CLASS safeguard.ulid_hash_ops DEFAULT FOR TYPE safeguard.ulid USING hash AS
-    OPERATOR 1 safeguard.=,
+    OPERATOR 1 pg_catalog.=,
     FUNCTION 1 safeguard.ulid_hash(safeguard.ulid),
     FUNCTION 2 safeguard.ulid_hash_extended(safeguard.ulid, bigint);
 

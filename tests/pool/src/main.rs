@@ -16,6 +16,7 @@
 //! connection parameters come from PGHOST, PGPORT, PGDATABASE and POOL_TEST_USER.
 
 mod encryption;
+mod ulid_params;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use rand::Rng;
@@ -185,6 +186,13 @@ async fn main() {
     }
     let mut client = pool.get().await.expect("pooled connection");
     match encryption::round_trips(&mut client, tenant(1)).await {
+        Ok(summary) => println!("{summary}"),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    }
+    match ulid_params::comparisons(&client).await {
         Ok(summary) => println!("{summary}"),
         Err(e) => {
             eprintln!("{e}");
