@@ -16,6 +16,17 @@ SELECT string_agg(format('%s %s %s %s %s %s %s', table_name, mode, rls_enabled, 
                          policy_present, policy_unchanged, key_indexed), E'\n' ORDER BY table_name::text)
   FROM safeguard.isolated_tables;
 SELECT count(*) FROM safeguard.tenant_registry;
+-- Tenant-scoped foreign keys (scope_foreign_key) and the tables' policies, as defined (printed
+-- under one search_path: the demo database's own is not part of the dump).
+SET search_path = public;
+SELECT string_agg(format('%s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid)), E'\n' ORDER BY conrelid::regclass::text, conname)
+  FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace;
+SELECT string_agg(format('%s %s %s %s', polrelid::regclass, polname, polpermissive, pg_get_expr(polqual, polrelid)), E'\n' ORDER BY polrelid::regclass::text, polname)
+  FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid WHERE c.relnamespace = 'public'::regnamespace;
+-- safeguard.ulid compared with its operators, the safeguard schema not on the search_path.
+SELECT count(*) FROM appointments a JOIN appointments b ON a.id = b.id
+ WHERE a.id >= (SELECT id FROM appointments ORDER BY id LIMIT 1) AND a.id <> '00000000000000000000000000';
+RESET search_path;
 SELECT count(*) FROM safeguard.audit_log;
 SELECT format('%s %s %s', ok, rows_checked, detail) FROM safeguard.audit_verify();
 SELECT string_agg(id::text, ',' ORDER BY id) FROM appointments;
