@@ -30,9 +30,9 @@ stop:
 # Unit, property and #[pg_test] tests first, and the encryption test vector against OpenSSL; then
 # the release build is installed and, with every statement logged, the golden SQL tests, the
 # connection-pool client test, the demo, a pg_dump/pg_restore round trip of the demo database,
-# the audit concurrency/crash test, the maintain_count concurrency test and maintain_count on a
-# logical replication subscriber run in the throwaway cluster; last, its log is searched for key
-# bytes.
+# the audit concurrency/crash test, the maintain_count concurrency test, maintain_count on a
+# logical replication subscriber and the shared_preload_libraries set-up run in the throwaway
+# cluster; last, its log is searched for key bytes.
 test: setup
 	scripts/pgrx-test.sh
 	python3 tests/crypto/vector.py
@@ -46,6 +46,7 @@ test: setup
 	scripts/audit-concurrency-test.sh
 	scripts/rules-concurrency-test.sh
 	scripts/replication-test.sh
+	scripts/preload-test.sh
 	scripts/key-leak-test.sh check
 	@echo "make test: all layers passed"
 

@@ -90,6 +90,11 @@ BEGIN
     PERFORM safeguard.isolate('appointments', 'organization_id', 'clinic_support');
     PERFORM safeguard.isolate_via('patient_contacts', 'patient_id', 'patients');
 END $$;
+-- Foreign keys between isolated tables carry the tenant column on both sides: PostgreSQL checks
+-- them without row-level security, so a plain key would let one clinic attach appointments to
+-- another clinic's patients (and learn which patient ids exist there).
+SELECT safeguard.scope_foreign_key('appointments', 'appointments_patient_id_fkey') IS NOT NULL AS patient_key_scoped;
+SELECT safeguard.scope_foreign_key('appointments', 'appointments_provider_id_fkey') IS NOT NULL AS provider_key_scoped;
 
 -- Audit trail: every change to patients and appointments, except the free-text notes column
 -- nobody needs in an audit log.
@@ -139,3 +144,5 @@ END $$;
 SELECT safeguard.classify('patients', '{medical_history}', 'phi');
 SELECT safeguard.lint_ignore('phi_column_untagged', 'public.patients.date_of_birth',
     'Demo: kept in clear so the tour can show an audited change; production schemas encrypt it.');
+SELECT safeguard.lint_ignore('library_not_preloaded', 'shared_preload_libraries',
+    'Demo: the throwaway cluster runs without it so the tests see a fresh session''s first call; production servers preload pg_safeguard (docs/install.md).');

@@ -156,6 +156,7 @@ REVOKE ALL ON FUNCTION safeguard.audit_seal(), safeguard.audit_verify() FROM PUB
 CREATE FUNCTION safeguard.audit_purge(older_than interval) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    setting text;
     retention interval;
     cutoff timestamptz;
     chained record;
@@ -163,15 +164,18 @@ DECLARE
     through_seq bigint;
     through_link bytea;
 BEGIN
+    -- Read through the library (safeguard._setting), never current_setting(): in a session that
+    -- has not loaded it yet, the setting would not exist, or be a placeholder any role could set.
+    setting := safeguard._setting('safeguard.audit_retention');
     BEGIN
-        retention := current_setting('safeguard.audit_retention')::interval;
+        retention := setting::interval;
     EXCEPTION WHEN others THEN
         RAISE EXCEPTION 'safeguard.audit_retention is not an interval'
             USING ERRCODE = '22023', HINT = 'Set it to an interval such as ''6 years''.';
     END;
     IF older_than IS NULL OR older_than < retention THEN
         RAISE EXCEPTION 'audit entries younger than safeguard.audit_retention (%) cannot be purged',
-                        current_setting('safeguard.audit_retention')
+                        setting
             USING ERRCODE = '22023',
                   HINT = 'Purge with an interval of at least safeguard.audit_retention, which only a superuser can lower.';
     END IF;

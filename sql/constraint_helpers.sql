@@ -544,6 +544,137 @@ END $$;
 COMMENT ON FUNCTION safeguard.recount(regclass, name) IS
     'Repairs drift: sets a maintained counter to the true count; returns how many parents it fixed';
 
+-- Whether a foreign key between two isolated tables cannot cross tenants. PostgreSQL checks
+-- foreign keys without row-level security, so an ordinary key lets a tenant attach its rows to
+-- another tenant's and learn which ids exist there. It cannot when it pairs the child's tenant
+-- column with the parent's (both isolated by their tenant column), or when it is the key through
+-- which isolate_via() isolates the child: that policy admits a row only when the tenant can see
+-- its parent row. NULL when either table is not isolated.
+CREATE FUNCTION safeguard._foreign_key_scoped(fk oid) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN c.mode = 'via' THEN
+            c.parent = k.confrelid::regclass
+            AND k.conkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = k.conrelid AND a.attname = c.fk_column)]
+            AND k.confkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = k.confrelid AND a.attname = c.parent_column)]
+        WHEN p.mode = 'direct' THEN EXISTS (
+            SELECT 1 FROM unnest(k.conkey, k.confkey) u(child_att, parent_att)
+             WHERE u.child_att = (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = k.conrelid AND a.attname = c.tenant_column)
+               AND u.parent_att = (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = k.confrelid AND a.attname = p.tenant_column))
+        ELSE false
+    END
+      FROM pg_constraint k
+      JOIN safeguard.tenant_registry c ON c.tbl = k.conrelid::regclass
+      JOIN safeguard.tenant_registry p ON p.tbl = k.confrelid::regclass
+     WHERE k.oid = fk AND k.contype = 'f'
+$$;
+
+-- Rewrites a foreign key between two tables isolated by their tenant columns into its
+-- tenant-scoped form: (tenant, fk...) REFERENCES parent (tenant, key...), same name, same
+-- actions, match type and deferrability; the parent gets the unique index such a key needs
+-- (through require_unique, recorded on the parent). Existing rows are checked as the key is
+-- added: a row that already points into another tenant fails it with 23503.
+CREATE FUNCTION safeguard.scope_foreign_key(tbl regclass, constraint_name name) RETURNS text
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fk pg_constraint;
+    child safeguard.tenant_registry;
+    parent safeguard.tenant_registry;
+    existing safeguard.rule_registry;
+    child_cols text;
+    set_cols text;
+    parent_key name[];
+    index_script text := '';
+    actions text;
+    fk_script text;
+BEGIN
+    PERFORM safeguard._require_own_table(tbl);
+    SELECT * INTO fk FROM pg_constraint k WHERE k.conrelid = tbl AND k.conname = constraint_name AND k.contype = 'f';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no foreign key %', tbl, quote_ident(constraint_name)
+            USING ERRCODE = '42704', HINT = 'Name one of the table''s foreign key constraints (\d in psql lists them).';
+    END IF;
+    SELECT * INTO existing FROM safeguard.rule_registry r
+     WHERE r.tbl = scope_foreign_key.tbl AND r.name = constraint_name AND r.kind = 'scoped_foreign_key';
+    IF FOUND AND safeguard._foreign_key_scoped(fk.oid) THEN
+        RAISE NOTICE 'foreign key % of % is already tenant-scoped', quote_ident(constraint_name), tbl;
+        RETURN coalesce(existing.options ->> 'parent_index', '') || existing.ddl;
+    END IF;
+    IF fk.conparentid <> 0 THEN
+        RAISE EXCEPTION 'foreign key % of % belongs to a partitioned table''s foreign key', quote_ident(constraint_name), tbl
+            USING ERRCODE = '55000', HINT = 'Scope the foreign key of the partitioned table; its partitions follow.';
+    END IF;
+    SELECT * INTO child FROM safeguard.tenant_registry r WHERE r.tbl = scope_foreign_key.tbl;
+    SELECT * INTO parent FROM safeguard.tenant_registry r WHERE r.tbl = fk.confrelid::regclass;
+    IF child.mode IS DISTINCT FROM 'direct' OR parent.mode IS DISTINCT FROM 'direct' THEN
+        RAISE EXCEPTION 'foreign key % of % does not join two tables isolated by their tenant column',
+                        quote_ident(constraint_name), tbl
+            USING ERRCODE = '55000',
+                  HINT = 'Isolate both tables with safeguard.isolate(table, tenant_column) first. A table isolated through its parent (isolate_via) has no tenant column to add to its keys.';
+    END IF;
+    IF safeguard._foreign_key_scoped(fk.oid) THEN
+        RAISE NOTICE 'foreign key % of % already includes the tenant column on both sides', quote_ident(constraint_name), tbl;
+        RETURN '';
+    END IF;
+    IF fk.confupdtype IN ('n', 'd') THEN
+        RAISE EXCEPTION 'foreign key % of % sets its columns ON UPDATE, which would change the tenant column too',
+                        quote_ident(constraint_name), tbl
+            USING ERRCODE = '0A000', HINT = 'Change the ON UPDATE action (NO ACTION, RESTRICT or CASCADE), then scope the key.';
+    END IF;
+
+    child_cols := (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY o.n)
+                     FROM unnest(fk.conkey) WITH ORDINALITY o(attnum, n)
+                     JOIN pg_attribute a ON a.attrelid = fk.conrelid AND a.attnum = o.attnum);
+    parent_key := ARRAY[parent.tenant_column]
+                  || ARRAY(SELECT a.attname FROM unnest(fk.confkey) WITH ORDINALITY o(attnum, n)
+                             JOIN pg_attribute a ON a.attrelid = fk.confrelid AND a.attnum = o.attnum
+                            ORDER BY o.n);
+    -- A foreign key needs a unique index on exactly the referenced columns (in any order).
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_index i
+         WHERE i.indrelid = fk.confrelid AND i.indisunique AND i.indisvalid AND i.indimmediate
+           AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = cardinality(parent_key)
+           AND (SELECT array_agg(x ORDER BY x) FROM unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) x)
+               = (SELECT array_agg(a.attnum ORDER BY a.attnum) FROM pg_attribute a
+                   WHERE a.attrelid = fk.confrelid AND a.attname = ANY (parent_key)))
+    THEN
+        index_script := safeguard.require_unique(fk.confrelid::regclass, parent_key) || E'\n';
+    END IF;
+
+    -- The delete actions keep the tenant column: SET NULL and SET DEFAULT name the key's own
+    -- columns (or the ones the key already named).
+    set_cols := coalesce((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY o.n)
+                            FROM unnest(fk.confdelsetcols) WITH ORDINALITY o(attnum, n)
+                            JOIN pg_attribute a ON a.attrelid = fk.conrelid AND a.attnum = o.attnum),
+                         child_cols);
+    actions := CASE fk.confmatchtype WHEN 'f' THEN ' MATCH FULL' ELSE '' END
+               || CASE fk.confupdtype WHEN 'r' THEN ' ON UPDATE RESTRICT' WHEN 'c' THEN ' ON UPDATE CASCADE' ELSE '' END
+               || CASE fk.confdeltype
+                      WHEN 'r' THEN ' ON DELETE RESTRICT'
+                      WHEN 'c' THEN ' ON DELETE CASCADE'
+                      WHEN 'n' THEN ' ON DELETE SET NULL (' || set_cols || ')'
+                      WHEN 'd' THEN ' ON DELETE SET DEFAULT (' || set_cols || ')'
+                      ELSE '' END
+               || CASE WHEN fk.condeferrable THEN ' DEFERRABLE' || CASE WHEN fk.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END
+                       ELSE '' END
+               || CASE WHEN NOT fk.convalidated THEN ' NOT VALID' ELSE '' END;
+    -- Run through _alter_table_with_unforced_checks: PostgreSQL's own check of the new key, run
+    -- by an owner of tables that FORCE ROW LEVEL SECURITY, would see the current tenant's rows
+    -- only and accept a key that other rows break.
+    fk_script := safeguard._rule_apply(tbl, constraint_name, 'scoped_foreign_key',
+        ARRAY[format('SELECT safeguard._alter_table_with_unforced_checks(%L)',
+                     format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I FOREIGN KEY (%I, %s) REFERENCES %s (%s)%s',
+                            tbl, constraint_name, constraint_name, child.tenant_column, child_cols, fk.confrelid::regclass,
+                            (SELECT string_agg(quote_ident(k), ', ') FROM unnest(parent_key) k), actions))],
+        format('SELECT safeguard._alter_table_with_unforced_checks(%L)',
+               format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I %s',
+                      tbl, constraint_name, constraint_name, pg_get_constraintdef(fk.oid))),
+        jsonb_build_object('parent', fk.confrelid::regclass::text, 'parent_index', nullif(index_script, '')));
+    RETURN index_script || fk_script;
+END $$;
+COMMENT ON FUNCTION safeguard.scope_foreign_key(regclass, name) IS
+    'Rewrites a foreign key between isolated tables to include the tenant column on both sides, so it cannot cross tenants';
+
 CREATE FUNCTION safeguard.drop_rule(tbl regclass, name text) RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -123,9 +123,9 @@ cols AS (
 tenant_cols AS (
     SELECT DISTINCT ON (c.oid) c.oid, c.qname, c.attname, c.attnotnull
       FROM cols c
-     WHERE c.attname IN (coalesce(nullif(current_setting('safeguard.tenant_column', true), ''), 'tenant_id'),
+     WHERE c.attname IN (coalesce(nullif(safeguard._setting('safeguard.tenant_column'), ''), 'tenant_id'),
                          'tenant_id', 'organization_id', 'workspace_id')
-     ORDER BY c.oid, array_position(ARRAY[coalesce(nullif(current_setting('safeguard.tenant_column', true), ''), 'tenant_id'),
+     ORDER BY c.oid, array_position(ARRAY[coalesce(nullif(safeguard._setting('safeguard.tenant_column'), ''), 'tenant_id'),
                                           'tenant_id', 'organization_id', 'workspace_id']::name[], c.attname)
 ),
 isolated AS (SELECT r.tbl::oid AS oid, r.* FROM safeguard.tenant_registry r),
@@ -149,7 +149,11 @@ findings AS (
     SELECT 'ERROR' AS level, 'tenant_table_not_isolated' AS rule, t.qname AS object,
            format('Table %s has the tenant column %I but no row-level isolation: every role that can read it sees every tenant''s rows.',
                   t.qname, t.attname) AS detail,
-           format('SELECT safeguard.isolate(%L, %L);', t.qname, t.attname) AS remediation
+           -- isolate() refuses to leave a permissive policy beside its own (it would widen the
+           -- isolation): hand-written ones are first made restrictive, which only narrows.
+           coalesce((SELECT string_agg(safeguard._restrictive_policy_ddl(t.oid, w.policy), ' ' ORDER BY w.policy)
+                       FROM unnest(safeguard._widening_policies(t.oid)) w(policy)) || ' ', '')
+           || format('SELECT safeguard.isolate(%L, %L);', t.qname, t.attname) AS remediation
       FROM tenant_cols t WHERE NOT EXISTS (SELECT 1 FROM isolated i WHERE i.oid = t.oid)
     UNION ALL
     SELECT 'ERROR', 'rls_enabled_without_policy', r.qname,
@@ -196,6 +200,39 @@ findings AS (
      WHERE k.class = 'phi'
        AND c.atttypid NOT IN ('safeguard.encrypted_text'::regtype, 'safeguard.encrypted_bytea'::regtype,
                               'safeguard.encrypted_jsonb'::regtype)
+    UNION ALL
+    SELECT 'ERROR', 'isolation_widened', format('%s (policy %I)', v.table_name, w.policy),
+           format('Policy %I on the isolated table %s is permissive: PostgreSQL combines it with sg_tenant by OR, so it admits rows or writes of other tenants.',
+                  w.policy, v.table_name),
+           safeguard._restrictive_policy_ddl(v.table_name, w.policy)
+      FROM safeguard.isolated_tables v
+      CROSS JOIN LATERAL unnest(v.widened_by) w(policy)
+     WHERE in_schema IS NULL OR safeguard._rule_schema(v.table_name) = in_schema
+    UNION ALL
+    SELECT 'ERROR', 'foreign_key_not_tenant_scoped', format('%s (%s)', r.qname, quote_ident(k.conname)),
+           format('Foreign key %I of %s references the isolated table %s without the tenant column: foreign keys are checked without row-level security, so a tenant can attach rows to another tenant''s records and learn which ids exist there.',
+                  k.conname, r.qname, k.confrelid::regclass),
+           CASE WHEN ci.mode = 'direct' AND pi.mode = 'direct'
+                THEN format('SELECT safeguard.scope_foreign_key(%L, %L);', r.qname, k.conname) END
+      FROM rels r
+      JOIN isolated ci ON ci.oid = r.oid
+      JOIN pg_constraint k ON k.conrelid = r.oid AND k.contype = 'f' AND k.conparentid = 0
+      JOIN isolated pi ON pi.oid = k.confrelid
+     WHERE NOT safeguard._foreign_key_scoped(k.oid)
+    UNION ALL
+    SELECT 'ERROR', 'materialized_view_over_isolated_table', format('%I.%I', vn.nspname, v.relname),
+           format('Materialized view %I.%I stores rows of the isolated table(s) %s: it has no row-level security of its own, so every role that may read it sees the rows it was refreshed with, of every tenant.',
+                  vn.nspname, v.relname, string_agg(DISTINCT d.refobjid::regclass::text, ', ')),
+           format('DROP MATERIALIZED VIEW %I.%I; CREATE VIEW %I.%I WITH (security_invoker = true) AS%s',
+                  vn.nspname, v.relname, vn.nspname, v.relname, pg_get_viewdef(v.oid))
+      FROM pg_class v JOIN pg_namespace vn ON vn.oid = v.relnamespace
+      JOIN pg_rewrite w ON w.ev_class = v.oid
+      JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
+      JOIN isolated src ON src.oid = d.refobjid
+     WHERE v.relkind = 'm'
+       AND vn.nspname NOT IN ('pg_catalog', 'information_schema', 'safeguard')
+       AND (in_schema IS NULL OR vn.nspname = in_schema)
+     GROUP BY vn.nspname, v.relname, v.oid
     -- WARN -----------------------------------------------------------------------------------
     UNION ALL
     SELECT 'WARN', 'rls_not_forced', r.qname,
@@ -222,6 +259,23 @@ findings AS (
       FROM tenant_cols t
       JOIN cols c ON c.oid = t.oid AND c.attname = t.attname
      WHERE NOT EXISTS (SELECT 1 FROM index_keys k WHERE k.oid = t.oid AND NOT k.partial AND k.keys[0] = c.attnum)
+    UNION ALL
+    SELECT 'WARN', 'unique_without_tenant_column', format('%s (%s)', r.qname, quote_ident(ic.relname)),
+           format('Unique %s %I of %s does not include the tenant column %I: a tenant that writes a duplicate learns that another tenant has that value (23505), and the rule is usually meant per tenant.',
+                  CASE WHEN k.oid IS NULL THEN 'index' ELSE 'constraint' END, ic.relname, r.qname, i.tenant_column),
+           CASE WHEN k.oid IS NOT NULL
+                THEN format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I %s;', r.qname, k.conname, k.conname,
+                            regexp_replace(pg_get_constraintdef(k.oid), '\(', '(' || quote_ident(i.tenant_column) || ', '))
+                ELSE format('DROP INDEX %I.%I; %s;', r.nspname, ic.relname,
+                            regexp_replace(pg_get_indexdef(x.indexrelid), '( USING \w+ \()', '\1' || quote_ident(i.tenant_column) || ', '))
+           END
+      FROM rels r
+      JOIN isolated i ON i.oid = r.oid AND i.mode = 'direct'
+      JOIN pg_index x ON x.indrelid = r.oid AND x.indisunique AND NOT x.indisprimary
+      JOIN pg_class ic ON ic.oid = x.indexrelid
+      LEFT JOIN pg_constraint k ON k.conindid = x.indexrelid AND k.conrelid = r.oid AND k.contype = 'u'
+     WHERE NOT (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attname = i.tenant_column)
+               = ANY ((x.indkey::int2[])[0:x.indnkeyatts - 1])
     UNION ALL
     SELECT 'WARN', 'not_audited', r.qname,
            format('Table %s holds %s but changes to it are not audited.', r.qname,
@@ -260,10 +314,18 @@ findings AS (
                      JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = o.attnum))
       FROM rels r JOIN pg_constraint k ON k.conrelid = r.oid AND k.contype = 'f'
      WHERE NOT EXISTS (SELECT 1 FROM index_keys i
+                        CROSS JOIN LATERAL (
+                            -- the key's columns; for a tenant-scoped key also without the tenant
+                            -- column, which an index need not lead with (every tenant's rows are few)
+                            SELECT k.conkey AS cols
+                            UNION ALL
+                            SELECT array_remove(k.conkey, a.attnum)
+                              FROM isolated t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attname = t.tenant_column
+                             WHERE t.oid = r.oid AND a.attnum = ANY (k.conkey) AND cardinality(k.conkey) > 1) c
                         WHERE i.oid = r.oid AND NOT i.partial
-                          AND cardinality(i.keys) >= cardinality(k.conkey)
-                          AND (SELECT array_agg(x ORDER BY x) FROM unnest(i.keys[0:cardinality(k.conkey) - 1]) x)
-                              = (SELECT array_agg(x ORDER BY x) FROM unnest(k.conkey) x))
+                          AND cardinality(i.keys) >= cardinality(c.cols)
+                          AND (SELECT array_agg(x ORDER BY x) FROM unnest(i.keys[0:cardinality(c.cols) - 1]) x)
+                              = (SELECT array_agg(x ORDER BY x) FROM unnest(c.cols) x))
     UNION ALL
     SELECT 'WARN', 'no_primary_key', r.qname,
            format('Table %s has no primary key: rows cannot be addressed reliably (audit, replication, updates by id).', r.qname),
@@ -318,6 +380,16 @@ findings AS (
       FROM cols c
      WHERE safeguard._looks_like_phi(c.attname)
        AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.oid = c.oid AND k.column_name = c.attname)
+    UNION ALL
+    SELECT 'INFO', 'library_not_preloaded', 'shared_preload_libraries',
+           'pg_safeguard is not in shared_preload_libraries: its settings exist only once a session has called into the library (SHOW safeguard.audit_retention fails before), and the hook that keeps row values out of the messages of sg_ rule violations runs only in sessions that have.',
+           -- The list as it stands plus ours; shown to roles that may read it (superusers,
+           -- pg_read_all_settings), NULL for others: ALTER SYSTEM replaces the whole list.
+           CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
+                THEN format('ALTER SYSTEM SET shared_preload_libraries = %L;  -- then restart the server',
+                            concat_ws(', ', nullif(current_setting('shared_preload_libraries'), ''), 'pg_safeguard'))
+           END
+     WHERE in_schema IS NULL AND NOT safeguard._preloaded()
     UNION ALL
     SELECT 'INFO', 'audit_unsealed', 'safeguard.audit_log',
            format('Audit entries written since %s are not sealed into the hash chain (more than a day).', u.oldest),

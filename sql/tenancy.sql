@@ -125,6 +125,49 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM pg_policy p WHERE p.polrelid = tbl AND p.polname = policy
 $$;
 
+-- Permissive policies of tbl other than isolation's own. PostgreSQL combines permissive policies
+-- with OR, so each of them admits rows (and writes) that sg_tenant refuses: isolation would be
+-- only as narrow as the widest of them. sg_tenant_admin is the one deliberate widening, for
+-- members of the admin role.
+CREATE FUNCTION safeguard._widening_policies(tbl regclass) RETURNS name[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(array_agg(p.polname ORDER BY p.polname), '{}') FROM pg_policy p
+     WHERE p.polrelid = tbl AND p.polpermissive AND p.polname NOT IN ('sg_tenant', 'sg_tenant_admin')
+$$;
+
+-- The statements that re-create a policy as RESTRICTIVE with the same commands, roles and
+-- expressions: a restrictive policy is ANDed with sg_tenant, so it can only narrow what a
+-- tenant sees and writes.
+CREATE FUNCTION safeguard._restrictive_policy_ddl(tbl regclass, policy name) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('DROP POLICY %I ON %s; CREATE POLICY %I ON %s AS RESTRICTIVE FOR %s TO %s%s%s;',
+                  p.polname, tbl, p.polname, tbl,
+                  CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                                WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                  (SELECT string_agg(CASE WHEN r.role = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.role)) END,
+                                     ', ' ORDER BY r.n)
+                     FROM unnest(p.polroles) WITH ORDINALITY r(role, n)),
+                  ' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')',
+                  ' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')')
+      FROM pg_policy p WHERE p.polrelid = tbl AND p.polname = policy
+$$;
+
+-- Refuses (55000) to leave tbl isolated beside permissive policies that widen sg_tenant.
+CREATE FUNCTION safeguard._refuse_widening_policies(tbl regclass) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    widening name[] := safeguard._widening_policies(tbl);
+BEGIN
+    IF cardinality(widening) > 0 THEN
+        RAISE EXCEPTION 'permissive policies on % would widen its tenant isolation: %', tbl,
+                        (SELECT string_agg(quote_ident(w), ', ') FROM unnest(widening) w)
+            USING ERRCODE = '55000',
+                  DETAIL = 'PostgreSQL combines permissive policies with OR: each of them admits rows or writes of other tenants that the isolation policy refuses.',
+                  HINT = 'Re-create each AS RESTRICTIVE (it then narrows what a tenant sees) or drop it; for a role that must see every tenant, use isolate(..., admin_role => ...). For example: '
+                         || safeguard._restrictive_policy_ddl(tbl, widening[1]);
+    END IF;
+END $$;
+
 -- A free index name 'sg_<table>_<column>_idx' in tbl's schema, shortened to fit 63 bytes.
 CREATE FUNCTION safeguard._free_index_name(tbl regclass, col name) RETURNS name
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -169,6 +212,7 @@ BEGIN
     SELECT c.relkind, c.relrowsecurity, c.relforcerowsecurity, c.relname
       INTO kind, rls_on, rls_forced, rel_name
       FROM pg_class c WHERE c.oid = tbl;
+    PERFORM safeguard._refuse_widening_policies(tbl);
 
     INSERT INTO safeguard.tenant_registry AS r
            (tbl, mode, tenant_column, fk_column, parent, parent_column, admin_role, root,
@@ -429,10 +473,11 @@ DECLARE
     anc regclass;
     auto_column name;
 BEGIN
-    -- '' as well as NULL means the default (on): when a session's first call into the extension
-    -- is a helper whose SET clause names this setting, PostgreSQL restores it to '' on exit,
-    -- because the library (which defines it) loaded only inside that call.
-    IF NOT coalesce(nullif(current_setting('safeguard.isolation_ddl_hook', true), ''), 'on')::boolean THEN
+    -- Read through the library, so the setting exists whatever the session ran before. '' means
+    -- the default (on): when a session's first call into the extension is a helper whose SET
+    -- clause names this setting, PostgreSQL restores it to '' on exit, because the library
+    -- (which defines it) loaded only inside that call.
+    IF NOT coalesce(nullif(safeguard._setting('safeguard.isolation_ddl_hook'), ''), 'on')::boolean THEN
         RETURN;
     END IF;
     FOR t IN
@@ -478,6 +523,28 @@ BEGIN
     END LOOP;
 END $$;
 
+-- CREATE POLICY / ALTER POLICY on an isolated table: a permissive policy beside sg_tenant widens
+-- the isolation (see _widening_policies), so it is refused as isolate() refuses it. Turning
+-- safeguard.isolation_ddl_hook off skips the check; safeguard.isolated_tables (widened_by) and
+-- lint (isolation_widened) still report such a policy.
+CREATE FUNCTION safeguard._on_policy_change() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t regclass;
+BEGIN
+    IF NOT coalesce(nullif(safeguard._setting('safeguard.isolation_ddl_hook'), ''), 'on')::boolean THEN
+        RETURN;
+    END IF;
+    FOR t IN
+        SELECT DISTINCT p.polrelid::regclass FROM pg_event_trigger_ddl_commands() c
+          JOIN pg_policy p ON p.oid = c.objid
+         WHERE c.classid = 'pg_policy'::regclass
+           AND EXISTS (SELECT 1 FROM safeguard.tenant_registry r WHERE r.tbl = p.polrelid)
+    LOOP
+        PERFORM safeguard._refuse_widening_policies(t);
+    END LOOP;
+END $$;
+
 -- Dropped tables and indexes leave the registry. SECURITY DEFINER: by now the dropped table's
 -- owner can no longer be looked up, so the registry's owner policy would hide its row.
 -- pg_event_trigger_dropped_objects() lists only what this very command dropped.
@@ -504,6 +571,9 @@ CREATE EVENT TRIGGER sg_isolate_new_tables ON ddl_command_end
     EXECUTE FUNCTION safeguard._on_ddl_isolate();
 CREATE EVENT TRIGGER sg_forget_dropped_tables ON sql_drop
     EXECUTE FUNCTION safeguard._on_drop_isolated();
+CREATE EVENT TRIGGER sg_guard_isolation_policies ON ddl_command_end
+    WHEN TAG IN ('CREATE POLICY', 'ALTER POLICY')
+    EXECUTE FUNCTION safeguard._on_policy_change();
 
 CREATE VIEW safeguard.isolated_tables WITH (security_invoker = true) AS
 SELECT r.tbl AS table_name,
@@ -525,7 +595,8 @@ SELECT r.tbl AS table_name,
            OR (r.root IS NOT NULL AND safeguard._has_leading_index(r.root, coalesce(r.tenant_column, r.fk_column)))
            AS key_indexed,
        r.isolated_at,
-       r.isolated_by
+       r.isolated_by,
+       safeguard._widening_policies(r.tbl) AS widened_by
   FROM safeguard.tenant_registry r
   JOIN pg_class c ON c.oid = r.tbl
   LEFT JOIN pg_policy p ON p.polrelid = r.tbl AND p.polname = 'sg_tenant';

@@ -12,14 +12,22 @@ pub(crate) struct AsUser {
 
 impl AsUser {
     pub(crate) fn switch_to(user: pg_sys::Oid) -> Self {
+        Self::enter(|_| user, pg_sys::SECURITY_LOCAL_USERID_CHANGE)
+    }
+
+    /// The same role, but as PostgreSQL's referential-integrity checks run: a table's owner is
+    /// not bound by the table's FORCE ROW LEVEL SECURITY (SECURITY_NOFORCE_RLS). Grants nothing
+    /// a role does not have: it concerns only tables the role owns, whose forcing it could lift.
+    pub(crate) fn without_forced_row_security() -> Self {
+        Self::enter(|saved_user| saved_user, pg_sys::SECURITY_NOFORCE_RLS)
+    }
+
+    fn enter(user: impl FnOnce(pg_sys::Oid) -> pg_sys::Oid, flag: u32) -> Self {
         let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
         // SAFETY: plain calls into PostgreSQL's user-identity bookkeeping.
         unsafe {
             pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-            pg_sys::SetUserIdAndSecContext(
-                user,
-                saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-            );
+            pg_sys::SetUserIdAndSecContext(user(saved_user), saved_context | flag as i32);
         }
         AsUser {
             saved_user,

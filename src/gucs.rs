@@ -21,8 +21,11 @@
 //! `ALTER ROLE ... SET` would give every session a default tenant. Both fail instead.
 
 use crate::context;
+use crate::error::SafeguardError;
 use pgrx::pg_sys;
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::prelude::*;
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PgSqlErrorCode};
+use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr, CString};
 
 pub static TENANT_SETTING: GucSetting<Option<CString>> =
@@ -82,8 +85,54 @@ pub fn own_context_value(name: &CStr) -> Option<Option<&'static [u8]>> {
     Some((!raw.is_null()).then(|| unsafe { CStr::from_ptr(raw) }.to_bytes()))
 }
 
+/// The settings the extension's SQL functions read: the only names `_setting()` answers for.
+const READABLE_SETTINGS: [&CStr; 3] =
+    [c"safeguard.audit_retention", c"safeguard.isolation_ddl_hook", c"safeguard.tenant_column"];
+
+thread_local! {
+    /// Whether the library was loaded by the postmaster (shared_preload_libraries): then every
+    /// setting exists from a session's first statement and the message hook runs in every
+    /// backend. Backends inherit it from the postmaster when they fork.
+    static PRELOADED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The value of one of the extension's settings, for its SQL and PL/pgSQL functions.
+///
+/// A SQL function that read `current_setting('safeguard.…')` itself depended on whether the
+/// session had already loaded the library: in a fresh connection the setting did not exist yet
+/// (or was a placeholder any role could have written, even for a superuser-only setting).
+/// Calling this C function loads the library first, which registers every setting and settles
+/// placeholders with the rights of whoever set them (a non-superuser's value for a
+/// superuser-only setting is discarded with a WARNING), so the answer is the same in a fresh
+/// session as in any other.
+#[pg_extern(stable, parallel_safe, strict)]
+fn _setting(name: &str) -> String {
+    let Some(setting) = READABLE_SETTINGS.iter().find(|s| s.to_bytes() == name.as_bytes()) else {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, "not a setting of pg_safeguard")
+            .with_hint("safeguard._setting() reads safeguard.audit_retention, isolation_ddl_hook and tenant_column.")
+            .report()
+    };
+    // SAFETY: a registered setting (missing_ok = false raises otherwise); the value is copied at once.
+    unsafe {
+        let value = pg_sys::GetConfigOption(setting.as_ptr(), false, false);
+        if value.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(value).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// Whether pg_safeguard is in shared_preload_libraries (lint reports it when it is not).
+#[pg_extern(stable, parallel_safe)]
+fn _preloaded() -> bool {
+    PRELOADED.get()
+}
+
 /// Registers the extension's settings; called once per process from `_PG_init`.
 pub fn init() {
+    // SAFETY: a plain global that PostgreSQL sets while the postmaster loads preload libraries.
+    PRELOADED.set(unsafe { pg_sys::process_shared_preload_libraries_in_progress });
     // SAFETY: the hooks are #[pg_guard]ed and only read their arguments.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(

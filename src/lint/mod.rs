@@ -5,5 +5,13 @@
 pgrx::extension_sql_file!(
     "../../sql/lint.sql",
     name = "lint",
-    requires = ["tenancy", "audit", "audit_chain", "crypto", "constraint_helpers"]
+    requires = [
+        "tenancy",
+        "audit",
+        "audit_chain",
+        "crypto",
+        "constraint_helpers",
+        gucs::_setting,
+        gucs::_preloaded
+    ]
 );

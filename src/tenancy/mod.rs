@@ -6,11 +6,52 @@
 //! `tenant = (SELECT safeguard.current_tenant())`: a Rust function (`src/context/`) evaluated once
 //! per query as an InitPlan, so the comparison is against a constant and uses the tenant index.
 
+use crate::as_user::AsUser;
+use crate::error::SafeguardError;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+
 pgrx::extension_sql_file!(
     "../../sql/tenancy.sql",
     name = "tenancy",
-    requires = ["bootstrap"]
+    requires = ["bootstrap", gucs::_setting]
 );
+
+/// Runs one ALTER TABLE statement (scope_foreign_key's new key) with its foreign-key checks done
+/// the way PostgreSQL's referential-integrity triggers do them. PostgreSQL validates a new key
+/// with one query run as the current role; when that role owns both tables and they FORCE ROW
+/// LEVEL SECURITY, as isolated tables do, the query sees only the current tenant's rows (none
+/// without a context), and a key that other rows break is accepted (seen on PostgreSQL 15).
+/// Without the forcing, as the triggers run, the owner's query sees every row. The statement
+/// still needs the caller's own rights (ALTER TABLE: ownership); anything but exactly one ALTER
+/// TABLE statement is refused (22023).
+#[pg_extern(volatile, parallel_unsafe, strict)]
+fn _alter_table_with_unforced_checks(statement: &str) {
+    if !is_one_alter_table(statement) {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "not one ALTER TABLE statement")
+            .with_hint("safeguard._alter_table_with_unforced_checks() runs the ALTER TABLE that scope_foreign_key() composes.")
+            .report();
+    }
+    let _owner_checks = AsUser::without_forced_row_security();
+    // PostgreSQL's errors (23503 for a row that breaks the key, 42501 for a non-owner) propagate
+    // unchanged.
+    Spi::run(statement).unwrap_or_else(|e| pgrx::error!("pg_safeguard: {e}"));
+}
+
+/// Whether `statement` parses as exactly one ALTER TABLE statement.
+fn is_one_alter_table(statement: &str) -> bool {
+    let Ok(sql) = std::ffi::CString::new(statement) else { return false };
+    // SAFETY: raw_parser reads a NUL-terminated string and returns a List of RawStmt nodes (or
+    // raises a syntax error); only the nodes' tags are read.
+    unsafe {
+        let statements = pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        if statements.is_null() || (*statements).length != 1 {
+            return false;
+        }
+        let raw = (*(*statements).elements).ptr_value as *mut pg_sys::RawStmt;
+        !raw.is_null() && !(*raw).stmt.is_null() && (*(*raw).stmt).type_ == pg_sys::NodeTag::T_AlterTableStmt
+    }
+}
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pgrx::pg_schema]
