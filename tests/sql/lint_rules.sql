@@ -81,6 +81,35 @@ CREATE VIEW good_view_plain_table AS SELECT id FROM good_timestamptz;
 CREATE TABLE bad_soft_delete (id int PRIMARY KEY, deleted_at timestamptz);
 CREATE TABLE good_soft_delete (id int PRIMARY KEY, deleted_at timestamptz);
 CREATE INDEX ON good_soft_delete (id) WHERE deleted_at IS NULL;
+-- isolation_widened (ERROR): a permissive policy beside sg_tenant (put in with the DDL hook off,
+-- which otherwise refuses it); a restrictive one only narrows.
+CREATE TABLE bad_widened (id int PRIMARY KEY, tenant_id uuid NOT NULL);
+SELECT safeguard.isolate('bad_widened');
+SET safeguard.isolation_ddl_hook = off;
+CREATE POLICY open_insert ON bad_widened FOR INSERT WITH CHECK (true);
+RESET safeguard.isolation_ddl_hook;
+CREATE TABLE good_restrictive_beside (id int PRIMARY KEY, tenant_id uuid NOT NULL);
+SELECT safeguard.isolate('good_restrictive_beside');
+CREATE POLICY open_insert ON good_restrictive_beside AS RESTRICTIVE FOR INSERT WITH CHECK (true);
+-- foreign_key_not_tenant_scoped (ERROR) and unique_without_tenant_column (WARN): keys between
+-- isolated tables with and without the tenant column.
+CREATE TABLE good_tenant_parent (id int PRIMARY KEY, tenant_id uuid NOT NULL, code text NOT NULL,
+                                 UNIQUE (tenant_id, id), UNIQUE (tenant_id, code));
+SELECT safeguard.isolate('good_tenant_parent');
+CREATE TABLE bad_unscoped_fk (id int PRIMARY KEY, tenant_id uuid NOT NULL, parent_id int REFERENCES good_tenant_parent (id));
+CREATE INDEX ON bad_unscoped_fk (parent_id);
+SELECT safeguard.isolate('bad_unscoped_fk');
+CREATE TABLE good_scoped_fk (id int PRIMARY KEY, tenant_id uuid NOT NULL, parent_id int,
+                             FOREIGN KEY (tenant_id, parent_id) REFERENCES good_tenant_parent (tenant_id, id));
+CREATE INDEX ON good_scoped_fk (parent_id);
+SELECT safeguard.isolate('good_scoped_fk');
+CREATE TABLE bad_unique_across (id int PRIMARY KEY, tenant_id uuid NOT NULL, email text UNIQUE);
+SELECT safeguard.isolate('bad_unique_across');
+-- materialized_view_over_isolated_table (ERROR)
+CREATE MATERIALIZED VIEW bad_matview AS SELECT tenant_id, count(*) FROM good_isolated GROUP BY tenant_id;
+CREATE VIEW good_invoker_summary WITH (security_invoker = true) AS
+    SELECT tenant_id, count(*) FROM good_isolated GROUP BY tenant_id;
+SELECT safeguard.enable_audit(t) FROM unnest(ARRAY['good_restrictive_beside', 'good_tenant_parent', 'good_scoped_fk']) t;
 -- phi_column_untagged (INFO)
 CREATE TABLE bad_untagged (id int PRIMARY KEY, medical_history text);
 CREATE TABLE good_tagged_pii (id int PRIMARY KEY, medical_history safeguard.encrypted_text);
@@ -98,7 +127,9 @@ SELECT r.rule AS rule_without_a_bad_case
                     'tenant_column_nullable', 'tenant_column_unindexed', 'not_audited',
                     'timestamp_without_time_zone', 'timestamps_set_by_application', 'foreign_key_without_index',
                     'no_primary_key', 'security_definer_without_search_path', 'view_without_security_invoker',
-                    'soft_delete_without_live_index', 'phi_column_untagged']) r(rule)
+                    'soft_delete_without_live_index', 'phi_column_untagged', 'isolation_widened',
+                    'foreign_key_not_tenant_scoped', 'unique_without_tenant_column',
+                    'materialized_view_over_isolated_table']) r(rule)
  WHERE NOT EXISTS (SELECT 1 FROM safeguard.lint('lint_rules') l WHERE l.rule = r.rule);
 
 DROP SCHEMA lint_rules CASCADE;
