@@ -30,6 +30,7 @@ stop:
 # Unit, property and #[pg_test] tests first, and the encryption test vector against OpenSSL; then
 # the release build is installed and, with every statement logged, the golden SQL tests, the
 # connection-pool client test, the demo, a pg_dump/pg_restore round trip of the demo database,
+# ALTER EXTENSION UPDATE from every kept release (catalog, data, dump/restore),
 # the audit concurrency/crash test, the maintain_count concurrency test, maintain_count on a
 # logical replication subscriber and the shared_preload_libraries set-up run in the throwaway
 # cluster; last, its log is searched for key bytes.
@@ -43,6 +44,7 @@ test: setup
 	scripts/client-test.sh
 	scripts/demo.sh >/dev/null
 	scripts/dump-test.sh
+	scripts/upgrade-test.sh
 	scripts/audit-concurrency-test.sh
 	scripts/rules-concurrency-test.sh
 	scripts/replication-test.sh

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# ALTER EXTENSION pg_safeguard UPDATE from every kept release (sql/pg_safeguard--X.Y.Z.sql) to
+# the current version, with the current library installed:
+#  1. the catalog of an updated extension equals a fresh install's: pg_dump --binary-upgrade
+#     --schema-only lists every member object of the extension (functions with their bodies,
+#     types, operators, casts, tables, views, policies, triggers, grants, comments); only object
+#     OIDs may differ, and those lines are left out;
+#  2. a database built with the old release (tests/upgrade/state.sql) is served by the new
+#     library after a server restart, before the update; the update keeps every row, the audit
+#     chain verifies, every envelope decrypts, isolation holds (tests/upgrade/check.sql prints
+#     the same report before and after);
+#  3. the same report after a pg_dump/pg_restore of the updated database; then isolation, audit
+#     and lint keep working in both (tests/upgrade/after.sql).
+source "$(dirname "$0")/common.sh"
+current=$(awk -F'"' '/^version *=/ { print $2; exit }' "$ROOT/Cargo.toml")
+mapfile -t releases < <(cd "$ROOT/sql" && ls pg_safeguard--*.sql | grep -v -- '--.*--' \
+                          | sed 's/^pg_safeguard--//; s/\.sql$//' | sort -V)
+[ ${#releases[@]} -gt 0 ] || die "no kept release script in sql/"
+PSQL_Q=("$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1)
+
+# The extension's member objects as pg_dump --binary-upgrade prints them, without OIDs.
+members() {
+    "$PG_BINDIR/pg_dump" --schema-only --binary-upgrade --no-owner -d "$1" \
+        | grep -v -e 'binary_upgrade_set_next_' -e 'binary_upgrade_create_empty_extension' \
+                  -e 'relfrozenxid' -e "^WHERE oid = '[0-9]*';$" \
+                  -e '^\\restrict' -e '^\\unrestrict' -e '^--' -e '^$'
+}
+
+for from in "${releases[@]}"; do
+    [ "$from" != "$current" ] || continue
+    say "upgrade: pg_safeguard $from -> $current"
+
+    fresh_database safeguard_up_fresh safeguard_up_updated
+    "${PSQL_Q[@]}" -d safeguard_up_fresh -c "CREATE EXTENSION pg_safeguard"
+    "${PSQL_Q[@]}" -d safeguard_up_updated -c "CREATE EXTENSION pg_safeguard VERSION '$from'" \
+                   -c "ALTER EXTENSION pg_safeguard UPDATE"
+    if ! diff <(members safeguard_up_fresh) <(members safeguard_up_updated) > "$ROOT/target/upgrade-$from.diff"; then
+        cat "$ROOT/target/upgrade-$from.diff" >&2
+        die "the catalog after ALTER EXTENSION UPDATE from $from differs from a fresh $current install (< fresh, > updated)"
+    fi
+    echo "catalog: $(members safeguard_up_fresh | grep -c 'ALTER EXTENSION pg_safeguard ADD') member objects, identical after the update from $from"
+
+    fresh_database safeguard_up_data safeguard_up_restored
+    "${PSQL_Q[@]}" -d safeguard_up_data -c "CREATE EXTENSION pg_safeguard VERSION '$from'"
+    "${PSQL_Q[@]}" -d safeguard_up_data -f "$ROOT/tests/upgrade/state.sql" >/dev/null
+    # A server restart with the new library, the database still at the old version.
+    "$ROOT/scripts/cluster.sh" stop && "$ROOT/scripts/cluster.sh" start
+    before=$("${PSQL_Q[@]}" -d safeguard_up_data -f "$ROOT/tests/upgrade/check.sql")
+    "${PSQL_Q[@]}" -d safeguard_up_data -c "ALTER EXTENSION pg_safeguard UPDATE"
+    version=$("${PSQL_Q[@]}" -At -d safeguard_up_data -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_safeguard'")
+    [ "$version" = "$current" ] || die "ALTER EXTENSION UPDATE left version $version"
+    after=$("${PSQL_Q[@]}" -d safeguard_up_data -f "$ROOT/tests/upgrade/check.sql")
+    if [ "$before" != "$after" ]; then
+        diff <(echo "$before") <(echo "$after") >&2 || true
+        die "the database differs after ALTER EXTENSION UPDATE from $from (< before, > after)"
+    fi
+    grep -q '^verify|t|' <<<"$after" || die "audit_verify() fails after the update: $(grep '^verify' <<<"$after")"
+    echo "data: served by the new library at $from, then every row, the audit chain (verified), envelopes (decrypting) and isolation unchanged by the update"
+
+    dump="$ROOT/target/safeguard_up_data.dump"
+    "$PG_BINDIR/pg_dump" --format=custom --file="$dump" safeguard_up_data
+    "$PG_BINDIR/pg_restore" --exit-on-error --dbname=safeguard_up_restored "$dump"
+    restored=$("${PSQL_Q[@]}" -d safeguard_up_restored -f "$ROOT/tests/upgrade/check.sql")
+    if [ "$before" != "$restored" ]; then
+        diff <(echo "$before") <(echo "$restored") >&2 || true
+        die "the updated database differs after pg_dump/pg_restore (< before, > restored)"
+    fi
+    for db in safeguard_up_data safeguard_up_restored; do
+        "${PSQL_Q[@]}" -d "$db" -f "$ROOT/tests/upgrade/after.sql" >/dev/null
+    done
+    echo "dump/restore: the updated database restores to the same report; isolation, audit and lint work in both"
+done

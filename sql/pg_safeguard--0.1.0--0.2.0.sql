@@ -1,0 +1,741 @@
+-- pg_safeguard 0.1.0 -> 0.2.0 (ALTER EXTENSION pg_safeguard UPDATE TO '0.2.0').
+--
+-- Written by hand: every change of the SQL surface between the two releases, in place. Nothing
+-- that holds data is dropped or recreated (the audit log and chain, key store and registries
+-- are only read by the new functions). scripts/upgrade-test.sh compares the result with a fresh
+-- 0.2.0 install and checks that the data survives.
+\echo Use "ALTER EXTENSION pg_safeguard UPDATE TO '0.2.0'" to load this file. \quit
+
+-- New functions of the library (0.2.0's library also serves every 0.1.0 function).
+CREATE FUNCTION safeguard."_setting"("name" TEXT) RETURNS TEXT
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', '_setting_wrapper';
+CREATE FUNCTION safeguard."_preloaded"() RETURNS bool
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', '_preloaded_wrapper';
+CREATE FUNCTION safeguard."_alter_table_with_unforced_checks"("statement" TEXT) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c AS 'MODULE_PATHNAME', '_alter_table_with_unforced_checks_wrapper';
+
+-- safeguard.ulid's comparison operators move to pg_catalog, where every search_path finds them.
+-- The operator classes refer to them by OID and follow.
+ALTER OPERATOR safeguard.= (safeguard.ulid, safeguard.ulid) SET SCHEMA pg_catalog;
+ALTER OPERATOR safeguard.<> (safeguard.ulid, safeguard.ulid) SET SCHEMA pg_catalog;
+ALTER OPERATOR safeguard.< (safeguard.ulid, safeguard.ulid) SET SCHEMA pg_catalog;
+ALTER OPERATOR safeguard.<= (safeguard.ulid, safeguard.ulid) SET SCHEMA pg_catalog;
+ALTER OPERATOR safeguard.> (safeguard.ulid, safeguard.ulid) SET SCHEMA pg_catalog;
+ALTER OPERATOR safeguard.>= (safeguard.ulid, safeguard.ulid) SET SCHEMA pg_catalog;
+
+-- audit_purge reads audit_retention through the library.
+CREATE OR REPLACE FUNCTION safeguard.audit_purge(older_than interval) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    setting text;
+    retention interval;
+    cutoff timestamptz;
+    chained record;
+    written timestamptz;
+    through_seq bigint;
+    through_link bytea;
+BEGIN
+    -- Read through the library (safeguard._setting), never current_setting(): in a session that
+    -- has not loaded it yet, the setting would not exist, or be a placeholder any role could set.
+    setting := safeguard._setting('safeguard.audit_retention');
+    BEGIN
+        retention := setting::interval;
+    EXCEPTION WHEN others THEN
+        RAISE EXCEPTION 'safeguard.audit_retention is not an interval'
+            USING ERRCODE = '22023', HINT = 'Set it to an interval such as ''6 years''.';
+    END;
+    IF older_than IS NULL OR older_than < retention THEN
+        RAISE EXCEPTION 'audit entries younger than safeguard.audit_retention (%) cannot be purged',
+                        setting
+            USING ERRCODE = '22023',
+                  HINT = 'Purge with an interval of at least safeguard.audit_retention, which only a superuser can lower.';
+    END IF;
+    cutoff := now() - older_than;
+    PERFORM pg_advisory_xact_lock(hashtext('safeguard.audit_seal'));
+    -- The oldest sealed entries, in chain order, as long as they are older than the cutoff:
+    -- a prefix of the chain, read through its primary key, so the rest of the log is not read.
+    FOR chained IN SELECT c.seq, c.log_id, c.link FROM safeguard.audit_chain c ORDER BY c.seq LOOP
+        SELECT l.occurred_at INTO written FROM safeguard.audit_log l WHERE l.id = chained.log_id;
+        EXIT WHEN written IS NULL OR written >= cutoff;
+        through_seq := chained.seq;
+        through_link := chained.link;
+    END LOOP;
+    IF through_seq IS NULL THEN
+        RETURN 0;
+    END IF;
+    RETURN safeguard._audit_purge_through(through_seq, through_link, older_than::text);
+END $$;
+COMMENT ON FUNCTION safeguard.audit_purge(interval) IS
+    'Delete sealed audit entries older than the interval (at least safeguard.audit_retention); the chain stays verifiable';
+REVOKE ALL ON FUNCTION safeguard.audit_purge(interval) FROM PUBLIC;
+
+-- Tenancy: no permissive policy may widen sg_tenant; the DDL hook reads its setting through the
+-- library; isolated_tables gains widened_by (a new last column).
+CREATE FUNCTION safeguard._widening_policies(tbl regclass) RETURNS name[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(array_agg(p.polname ORDER BY p.polname), '{}') FROM pg_policy p
+     WHERE p.polrelid = tbl AND p.polpermissive AND p.polname NOT IN ('sg_tenant', 'sg_tenant_admin')
+$$;
+
+CREATE FUNCTION safeguard._restrictive_policy_ddl(tbl regclass, policy name) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('DROP POLICY %I ON %s; CREATE POLICY %I ON %s AS RESTRICTIVE FOR %s TO %s%s%s;',
+                  p.polname, tbl, p.polname, tbl,
+                  CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                                WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                  (SELECT string_agg(CASE WHEN r.role = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.role)) END,
+                                     ', ' ORDER BY r.n)
+                     FROM unnest(p.polroles) WITH ORDINALITY r(role, n)),
+                  ' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')',
+                  ' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')')
+      FROM pg_policy p WHERE p.polrelid = tbl AND p.polname = policy
+$$;
+
+CREATE FUNCTION safeguard._refuse_widening_policies(tbl regclass) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    widening name[] := safeguard._widening_policies(tbl);
+BEGIN
+    IF cardinality(widening) > 0 THEN
+        RAISE EXCEPTION 'permissive policies on % would widen its tenant isolation: %', tbl,
+                        (SELECT string_agg(quote_ident(w), ', ') FROM unnest(widening) w)
+            USING ERRCODE = '55000',
+                  DETAIL = 'PostgreSQL combines permissive policies with OR: each of them admits rows or writes of other tenants that the isolation policy refuses.',
+                  HINT = 'Re-create each AS RESTRICTIVE (it then narrows what a tenant sees) or drop it; for a role that must see every tenant, use isolate(..., admin_role => ...). For example: '
+                         || safeguard._restrictive_policy_ddl(tbl, widening[1]);
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION safeguard._apply_isolation(
+    tbl regclass, mode text, tenant_column name, fk_column name, parent regclass,
+    parent_column name, admin_role name, root regclass
+) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET safeguard.isolation_ddl_hook = off AS $$
+DECLARE
+    kind "char";
+    rls_on boolean;
+    rls_forced boolean;
+    key_column name := coalesce(tenant_column, fk_column);
+    rel_name name;
+    predicate text;
+    index_name name;
+    part regclass;
+BEGIN
+    SELECT c.relkind, c.relrowsecurity, c.relforcerowsecurity, c.relname
+      INTO kind, rls_on, rls_forced, rel_name
+      FROM pg_class c WHERE c.oid = tbl;
+    PERFORM safeguard._refuse_widening_policies(tbl);
+
+    INSERT INTO safeguard.tenant_registry AS r
+           (tbl, mode, tenant_column, fk_column, parent, parent_column, admin_role, root,
+            rls_was_enabled, rls_was_forced)
+    VALUES (tbl, mode, tenant_column, fk_column, parent, parent_column, admin_role, root,
+            rls_on, rls_forced)
+    ON CONFLICT ON CONSTRAINT tenant_registry_pkey DO UPDATE
+       SET mode = excluded.mode, tenant_column = excluded.tenant_column,
+           fk_column = excluded.fk_column, parent = excluded.parent,
+           parent_column = excluded.parent_column, admin_role = excluded.admin_role,
+           root = excluded.root;
+
+    IF NOT rls_on THEN
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+    END IF;
+    IF NOT rls_forced THEN
+        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+    END IF;
+
+    IF mode = 'direct' THEN
+        predicate := format('%I = (SELECT safeguard.current_tenant())', tenant_column);
+    ELSE
+        -- The outer row is named by its table name: the parent, aliased, cannot shadow it.
+        predicate := format('EXISTS (SELECT 1 FROM %s sg_parent WHERE sg_parent.%I = %I.%I)',
+                            parent, parent_column, rel_name, fk_column);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tbl AND p.polname = 'sg_tenant') THEN
+        EXECUTE format('ALTER POLICY sg_tenant ON %s TO PUBLIC USING (%s) WITH CHECK (%s)',
+                       tbl, predicate, predicate);
+    ELSE
+        EXECUTE format('CREATE POLICY sg_tenant ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)',
+                       tbl, predicate, predicate);
+    END IF;
+
+    IF admin_role IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tbl AND p.polname = 'sg_tenant_admin') THEN
+            EXECUTE format('ALTER POLICY sg_tenant_admin ON %s TO %I USING (true) WITH CHECK (true)',
+                           tbl, admin_role);
+        ELSE
+            EXECUTE format('CREATE POLICY sg_tenant_admin ON %s AS PERMISSIVE FOR ALL TO %I USING (true) WITH CHECK (true)',
+                           tbl, admin_role);
+        END IF;
+    ELSIF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tbl AND p.polname = 'sg_tenant_admin') THEN
+        EXECUTE format('DROP POLICY sg_tenant_admin ON %s', tbl);
+    END IF;
+
+    -- Partitions get their index from the partitioned table's index.
+    IF root IS NULL AND NOT safeguard._has_leading_index(tbl, key_column) THEN
+        index_name := safeguard._free_index_name(tbl, key_column);
+        EXECUTE format('CREATE INDEX %I ON %s (%I)', index_name, tbl, key_column);
+        UPDATE safeguard.tenant_registry r
+           SET created_indexes = r.created_indexes
+                                 || (SELECT quote_ident(n.nspname) || '.' || quote_ident(index_name)
+                                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                      WHERE c.oid = _apply_isolation.tbl)
+         WHERE r.tbl = _apply_isolation.tbl;
+    END IF;
+
+    UPDATE safeguard.tenant_registry r
+       SET policy_using = safeguard._policy_expr(_apply_isolation.tbl, 'sg_tenant', false)
+     WHERE r.tbl = _apply_isolation.tbl;
+
+    -- A query on a partition does not pass through the partitioned table's policy: every
+    -- partition, at any depth, gets the same isolation.
+    IF kind = 'p' THEN
+        FOR part IN SELECT t.relid FROM pg_partition_tree(tbl) t WHERE t.relid <> tbl LOOP
+            PERFORM safeguard._apply_isolation(part, mode, tenant_column, fk_column, parent,
+                                               parent_column, admin_role, coalesce(root, tbl));
+        END LOOP;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION safeguard._on_ddl_isolate() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t regclass;
+    entry safeguard.tenant_registry;
+    part regclass;
+    anc regclass;
+    auto_column name;
+BEGIN
+    -- Read through the library, so the setting exists whatever the session ran before. '' means
+    -- the default (on): when a session's first call into the extension is a helper whose SET
+    -- clause names this setting, PostgreSQL restores it to '' on exit, because the library
+    -- (which defines it) loaded only inside that call.
+    IF NOT coalesce(nullif(safeguard._setting('safeguard.isolation_ddl_hook'), ''), 'on')::boolean THEN
+        RETURN;
+    END IF;
+    FOR t IN
+        SELECT DISTINCT c.objid::regclass FROM pg_event_trigger_ddl_commands() c
+         WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table'
+    LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t AND c.relkind IN ('r', 'p'));
+        SELECT * INTO entry FROM safeguard.tenant_registry r WHERE r.tbl = t;
+        IF FOUND THEN
+            -- An isolated partitioned table gained partitions (ATTACH PARTITION): isolate them.
+            IF (SELECT c.relkind FROM pg_class c WHERE c.oid = t) = 'p' THEN
+                FOR part IN
+                    SELECT p.relid FROM pg_partition_tree(t) p
+                     WHERE p.relid <> t AND NOT EXISTS (SELECT 1 FROM safeguard.tenant_registry r WHERE r.tbl = p.relid)
+                LOOP
+                    PERFORM safeguard._apply_isolation(part, entry.mode, entry.tenant_column, entry.fk_column,
+                                                       entry.parent, entry.parent_column, entry.admin_role,
+                                                       coalesce(entry.root, t));
+                END LOOP;
+            END IF;
+            CONTINUE;
+        END IF;
+        -- A new partition (CREATE TABLE ... PARTITION OF) of an isolated table.
+        SELECT a.relid INTO anc FROM pg_partition_ancestors(t) WITH ORDINALITY AS a (relid, depth)
+          JOIN safeguard.tenant_registry r ON r.tbl = a.relid
+         WHERE a.relid <> t ORDER BY a.depth LIMIT 1;
+        IF anc IS NOT NULL THEN
+            SELECT * INTO entry FROM safeguard.tenant_registry r WHERE r.tbl = anc;
+            PERFORM safeguard._apply_isolation(t, entry.mode, entry.tenant_column, entry.fk_column,
+                                               entry.parent, entry.parent_column, entry.admin_role,
+                                               coalesce(entry.root, anc));
+            CONTINUE;
+        END IF;
+        -- A table in an auto-isolated schema that has (or just gained) the tenant column.
+        SELECT a.tenant_column INTO auto_column
+          FROM safeguard.tenant_auto_isolation a JOIN pg_class c ON c.oid = t
+          JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = a.schema_name
+          JOIN pg_attribute att ON att.attrelid = t AND att.attname = a.tenant_column
+                               AND att.attnum > 0 AND NOT att.attisdropped;
+        IF auto_column IS NOT NULL THEN
+            PERFORM safeguard.isolate(t, auto_column);
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE FUNCTION safeguard._on_policy_change() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t regclass;
+BEGIN
+    IF NOT coalesce(nullif(safeguard._setting('safeguard.isolation_ddl_hook'), ''), 'on')::boolean THEN
+        RETURN;
+    END IF;
+    FOR t IN
+        SELECT DISTINCT p.polrelid::regclass FROM pg_event_trigger_ddl_commands() c
+          JOIN pg_policy p ON p.oid = c.objid
+         WHERE c.classid = 'pg_policy'::regclass
+           AND EXISTS (SELECT 1 FROM safeguard.tenant_registry r WHERE r.tbl = p.polrelid)
+    LOOP
+        PERFORM safeguard._refuse_widening_policies(t);
+    END LOOP;
+END $$;
+
+CREATE EVENT TRIGGER sg_guard_isolation_policies ON ddl_command_end
+    WHEN TAG IN ('CREATE POLICY', 'ALTER POLICY')
+    EXECUTE FUNCTION safeguard._on_policy_change();
+
+CREATE OR REPLACE VIEW safeguard.isolated_tables WITH (security_invoker = true) AS
+SELECT r.tbl AS table_name,
+       CASE WHEN r.root IS NOT NULL THEN 'partition' ELSE r.mode END AS mode,
+       r.tenant_column,
+       r.parent,
+       r.fk_column,
+       r.parent_column,
+       r.root AS partition_of,
+       r.admin_role,
+       c.relrowsecurity AS rls_enabled,
+       c.relforcerowsecurity AS rls_forced,
+       p.polname IS NOT NULL AS policy_present,
+       coalesce(p.polcmd = '*' AND p.polpermissive AND p.polroles = '{0}'
+                AND safeguard._policy_expr(r.tbl, 'sg_tenant', false) IS NOT DISTINCT FROM r.policy_using
+                AND safeguard._policy_expr(r.tbl, 'sg_tenant', true) IS NOT DISTINCT FROM r.policy_using,
+                false) AS policy_unchanged,
+       safeguard._has_leading_index(r.tbl, coalesce(r.tenant_column, r.fk_column))
+           OR (r.root IS NOT NULL AND safeguard._has_leading_index(r.root, coalesce(r.tenant_column, r.fk_column)))
+           AS key_indexed,
+       r.isolated_at,
+       r.isolated_by,
+       safeguard._widening_policies(r.tbl) AS widened_by
+  FROM safeguard.tenant_registry r
+  JOIN pg_class c ON c.oid = r.tbl
+  LEFT JOIN pg_policy p ON p.polrelid = r.tbl AND p.polname = 'sg_tenant';
+COMMENT ON VIEW safeguard.isolated_tables IS
+    'Isolated tables and whether their row security is still as safeguard.isolate() left it';
+GRANT SELECT ON safeguard.isolated_tables TO PUBLIC;
+
+-- Data rules: tenant-scoped foreign keys.
+CREATE FUNCTION safeguard._foreign_key_scoped(fk oid) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN c.mode = 'via' THEN
+            c.parent = k.confrelid::regclass
+            AND k.conkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = k.conrelid AND a.attname = c.fk_column)]
+            AND k.confkey = ARRAY[(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = k.confrelid AND a.attname = c.parent_column)]
+        WHEN p.mode = 'direct' THEN EXISTS (
+            SELECT 1 FROM unnest(k.conkey, k.confkey) u(child_att, parent_att)
+             WHERE u.child_att = (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = k.conrelid AND a.attname = c.tenant_column)
+               AND u.parent_att = (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = k.confrelid AND a.attname = p.tenant_column))
+        ELSE false
+    END
+      FROM pg_constraint k
+      JOIN safeguard.tenant_registry c ON c.tbl = k.conrelid::regclass
+      JOIN safeguard.tenant_registry p ON p.tbl = k.confrelid::regclass
+     WHERE k.oid = fk AND k.contype = 'f'
+$$;
+
+CREATE FUNCTION safeguard.scope_foreign_key(tbl regclass, constraint_name name) RETURNS text
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fk pg_constraint;
+    child safeguard.tenant_registry;
+    parent safeguard.tenant_registry;
+    existing safeguard.rule_registry;
+    child_cols text;
+    set_cols text;
+    parent_key name[];
+    index_script text := '';
+    actions text;
+    fk_script text;
+BEGIN
+    PERFORM safeguard._require_own_table(tbl);
+    SELECT * INTO fk FROM pg_constraint k WHERE k.conrelid = tbl AND k.conname = constraint_name AND k.contype = 'f';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no foreign key %', tbl, quote_ident(constraint_name)
+            USING ERRCODE = '42704', HINT = 'Name one of the table''s foreign key constraints (\d in psql lists them).';
+    END IF;
+    SELECT * INTO existing FROM safeguard.rule_registry r
+     WHERE r.tbl = scope_foreign_key.tbl AND r.name = constraint_name AND r.kind = 'scoped_foreign_key';
+    IF FOUND AND safeguard._foreign_key_scoped(fk.oid) THEN
+        RAISE NOTICE 'foreign key % of % is already tenant-scoped', quote_ident(constraint_name), tbl;
+        RETURN coalesce(existing.options ->> 'parent_index', '') || existing.ddl;
+    END IF;
+    IF fk.conparentid <> 0 THEN
+        RAISE EXCEPTION 'foreign key % of % belongs to a partitioned table''s foreign key', quote_ident(constraint_name), tbl
+            USING ERRCODE = '55000', HINT = 'Scope the foreign key of the partitioned table; its partitions follow.';
+    END IF;
+    SELECT * INTO child FROM safeguard.tenant_registry r WHERE r.tbl = scope_foreign_key.tbl;
+    SELECT * INTO parent FROM safeguard.tenant_registry r WHERE r.tbl = fk.confrelid::regclass;
+    IF child.mode IS DISTINCT FROM 'direct' OR parent.mode IS DISTINCT FROM 'direct' THEN
+        RAISE EXCEPTION 'foreign key % of % does not join two tables isolated by their tenant column',
+                        quote_ident(constraint_name), tbl
+            USING ERRCODE = '55000',
+                  HINT = 'Isolate both tables with safeguard.isolate(table, tenant_column) first. A table isolated through its parent (isolate_via) has no tenant column to add to its keys.';
+    END IF;
+    IF safeguard._foreign_key_scoped(fk.oid) THEN
+        RAISE NOTICE 'foreign key % of % already includes the tenant column on both sides', quote_ident(constraint_name), tbl;
+        RETURN '';
+    END IF;
+    IF fk.confupdtype IN ('n', 'd') THEN
+        RAISE EXCEPTION 'foreign key % of % sets its columns ON UPDATE, which would change the tenant column too',
+                        quote_ident(constraint_name), tbl
+            USING ERRCODE = '0A000', HINT = 'Change the ON UPDATE action (NO ACTION, RESTRICT or CASCADE), then scope the key.';
+    END IF;
+
+    child_cols := (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY o.n)
+                     FROM unnest(fk.conkey) WITH ORDINALITY o(attnum, n)
+                     JOIN pg_attribute a ON a.attrelid = fk.conrelid AND a.attnum = o.attnum);
+    parent_key := ARRAY[parent.tenant_column]
+                  || ARRAY(SELECT a.attname FROM unnest(fk.confkey) WITH ORDINALITY o(attnum, n)
+                             JOIN pg_attribute a ON a.attrelid = fk.confrelid AND a.attnum = o.attnum
+                            ORDER BY o.n);
+    -- A foreign key needs a unique index on exactly the referenced columns (in any order).
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_index i
+         WHERE i.indrelid = fk.confrelid AND i.indisunique AND i.indisvalid AND i.indimmediate
+           AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = cardinality(parent_key)
+           AND (SELECT array_agg(x ORDER BY x) FROM unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) x)
+               = (SELECT array_agg(a.attnum ORDER BY a.attnum) FROM pg_attribute a
+                   WHERE a.attrelid = fk.confrelid AND a.attname = ANY (parent_key)))
+    THEN
+        index_script := safeguard.require_unique(fk.confrelid::regclass, parent_key) || E'\n';
+    END IF;
+
+    -- The delete actions keep the tenant column: SET NULL and SET DEFAULT name the key's own
+    -- columns (or the ones the key already named).
+    set_cols := coalesce((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY o.n)
+                            FROM unnest(fk.confdelsetcols) WITH ORDINALITY o(attnum, n)
+                            JOIN pg_attribute a ON a.attrelid = fk.conrelid AND a.attnum = o.attnum),
+                         child_cols);
+    actions := CASE fk.confmatchtype WHEN 'f' THEN ' MATCH FULL' ELSE '' END
+               || CASE fk.confupdtype WHEN 'r' THEN ' ON UPDATE RESTRICT' WHEN 'c' THEN ' ON UPDATE CASCADE' ELSE '' END
+               || CASE fk.confdeltype
+                      WHEN 'r' THEN ' ON DELETE RESTRICT'
+                      WHEN 'c' THEN ' ON DELETE CASCADE'
+                      WHEN 'n' THEN ' ON DELETE SET NULL (' || set_cols || ')'
+                      WHEN 'd' THEN ' ON DELETE SET DEFAULT (' || set_cols || ')'
+                      ELSE '' END
+               || CASE WHEN fk.condeferrable THEN ' DEFERRABLE' || CASE WHEN fk.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END
+                       ELSE '' END
+               || CASE WHEN NOT fk.convalidated THEN ' NOT VALID' ELSE '' END;
+    -- Run through _alter_table_with_unforced_checks: PostgreSQL's own check of the new key, run
+    -- by an owner of tables that FORCE ROW LEVEL SECURITY, would see the current tenant's rows
+    -- only and accept a key that other rows break.
+    fk_script := safeguard._rule_apply(tbl, constraint_name, 'scoped_foreign_key',
+        ARRAY[format('SELECT safeguard._alter_table_with_unforced_checks(%L)',
+                     format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I FOREIGN KEY (%I, %s) REFERENCES %s (%s)%s',
+                            tbl, constraint_name, constraint_name, child.tenant_column, child_cols, fk.confrelid::regclass,
+                            (SELECT string_agg(quote_ident(k), ', ') FROM unnest(parent_key) k), actions))],
+        format('SELECT safeguard._alter_table_with_unforced_checks(%L)',
+               format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I %s',
+                      tbl, constraint_name, constraint_name, pg_get_constraintdef(fk.oid))),
+        jsonb_build_object('parent', fk.confrelid::regclass::text, 'parent_index', nullif(index_script, '')));
+    RETURN index_script || fk_script;
+END $$;
+COMMENT ON FUNCTION safeguard.scope_foreign_key(regclass, name) IS
+    'Rewrites a foreign key between isolated tables to include the tenant column on both sides, so it cannot cross tenants';
+
+-- lint: the new rules, and the tenant column read through the library.
+CREATE OR REPLACE FUNCTION safeguard.lint(in_schema name DEFAULT NULL)
+RETURNS TABLE (level text, rule text, object text, detail text, remediation text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $lint$
+WITH
+-- The tables under review: ordinary and partitioned tables (not partitions: rules apply to their
+-- root), outside system schemas, the extension's schema and objects of any extension.
+rels AS (
+    SELECT c.oid, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity, n.nspname,
+           format('%I.%I', n.nspname, c.relname) AS qname
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'safeguard', 'pg_toast')
+       AND n.nspname !~ '^pg_(toast_)?temp_'
+       AND (in_schema IS NULL OR n.nspname = in_schema)
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                                    AND d.deptype = 'e')
+),
+cols AS (
+    SELECT r.oid, r.qname, a.attname, a.atttypid, a.attnotnull, a.atthasdef, a.attnum
+      FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+),
+-- The tenant column of each tenant-scoped table: the configured name first, then the names the
+-- reviews keep meeting.
+tenant_cols AS (
+    SELECT DISTINCT ON (c.oid) c.oid, c.qname, c.attname, c.attnotnull
+      FROM cols c
+     WHERE c.attname IN (coalesce(nullif(safeguard._setting('safeguard.tenant_column'), ''), 'tenant_id'),
+                         'tenant_id', 'organization_id', 'workspace_id')
+     ORDER BY c.oid, array_position(ARRAY[coalesce(nullif(safeguard._setting('safeguard.tenant_column'), ''), 'tenant_id'),
+                                          'tenant_id', 'organization_id', 'workspace_id']::name[], c.attname)
+),
+isolated AS (SELECT r.tbl::oid AS oid, r.* FROM safeguard.tenant_registry r),
+audited AS (SELECT a.tbl::oid AS oid FROM safeguard.audit_registry a),
+classified AS (
+    SELECT d.tbl::oid AS oid, d.column_name, d.class FROM safeguard.data_classification d
+),
+policies AS (
+    SELECT p.polrelid AS oid, p.polname,
+           coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') AS expr
+      FROM pg_policy p
+),
+-- Indexes by their leading key columns, to answer "is there an index that starts with these?"
+index_keys AS (
+    SELECT i.indrelid AS oid, i.indkey::int2[] AS keys, i.indpred IS NOT NULL AS partial,
+           pg_get_expr(i.indpred, i.indrelid) AS predicate
+      FROM pg_index i WHERE i.indisvalid
+),
+findings AS (
+    -- ERROR ----------------------------------------------------------------------------------
+    SELECT 'ERROR' AS level, 'tenant_table_not_isolated' AS rule, t.qname AS object,
+           format('Table %s has the tenant column %I but no row-level isolation: every role that can read it sees every tenant''s rows.',
+                  t.qname, t.attname) AS detail,
+           -- isolate() refuses to leave a permissive policy beside its own (it would widen the
+           -- isolation): hand-written ones are first made restrictive, which only narrows.
+           coalesce((SELECT string_agg(safeguard._restrictive_policy_ddl(t.oid, w.policy), ' ' ORDER BY w.policy)
+                       FROM unnest(safeguard._widening_policies(t.oid)) w(policy)) || ' ', '')
+           || format('SELECT safeguard.isolate(%L, %L);', t.qname, t.attname) AS remediation
+      FROM tenant_cols t WHERE NOT EXISTS (SELECT 1 FROM isolated i WHERE i.oid = t.oid)
+    UNION ALL
+    SELECT 'ERROR', 'rls_enabled_without_policy', r.qname,
+           format('Row-level security is enabled on %s but no policy exists: ordinary roles see no rows, owners and BYPASSRLS roles see all; the intent is unclear.', r.qname),
+           NULL
+      FROM rels r WHERE r.relrowsecurity AND NOT EXISTS (SELECT 1 FROM policies p WHERE p.oid = r.oid)
+    UNION ALL
+    SELECT 'ERROR', 'policy_without_rls', r.qname,
+           format('Table %s has row-level security policies, but row-level security is disabled: the policies do nothing.', r.qname),
+           format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY;', r.qname)
+      FROM rels r WHERE NOT r.relrowsecurity AND EXISTS (SELECT 1 FROM policies p WHERE p.oid = r.oid)
+    UNION ALL
+    SELECT 'ERROR', 'isolation_policy_altered', format('%s', v.table_name),
+           format('The isolation policy of %s was dropped or edited since safeguard.isolate() created it.', v.table_name),
+           CASE v.mode
+               WHEN 'direct' THEN format('SELECT safeguard.isolate(%L, %L%s);', v.table_name::text, v.tenant_column,
+                                         CASE WHEN v.admin_role IS NOT NULL
+                                              THEN format(', admin_role => %L', v.admin_role) ELSE '' END)
+               WHEN 'via' THEN format('SELECT safeguard.isolate_via(%L, %L, %L, %L);', v.table_name::text,
+                                      v.fk_column, v.parent::text, v.parent_column)
+           END
+      FROM safeguard.isolated_tables v
+      JOIN rels r ON r.oid = v.table_name::oid
+     WHERE v.mode IN ('direct', 'via') AND NOT (v.policy_present AND v.policy_unchanged)
+    UNION ALL
+    SELECT 'ERROR', 'audit_log_guard_disabled', 'safeguard.audit_log',
+           format('The append-only guard %I of the audit log is missing or not ENABLE ALWAYS: entries can be changed without trace.', g.name),
+           format('ALTER TABLE safeguard.audit_log ENABLE ALWAYS TRIGGER %I;', g.name)
+      FROM (VALUES ('sg_audit_guard'), ('sg_audit_guard_truncate')) g(name)
+     WHERE in_schema IS NULL
+       AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = 'safeguard.audit_log'::regclass
+                                                    AND t.tgname = g.name AND t.tgenabled = 'A')
+    UNION ALL
+    SELECT 'ERROR', 'phi_unencrypted', format('%s.%I', c.qname, c.attname),
+           format('Column %I of %s is tagged %s but stored in plain text (%s).', c.attname, c.qname, k.class,
+                  format_type(c.atttypid, NULL)),
+           CASE WHEN c.atttypid IN ('jsonb'::regtype, 'json'::regtype)
+                THEN format('ALTER TABLE %s ALTER COLUMN %I TYPE safeguard.encrypted_jsonb USING %I::jsonb;', c.qname, c.attname, c.attname)
+                WHEN c.atttypid = 'bytea'::regtype
+                THEN format('ALTER TABLE %s ALTER COLUMN %I TYPE safeguard.encrypted_bytea USING %I;', c.qname, c.attname, c.attname)
+                ELSE format('ALTER TABLE %s ALTER COLUMN %I TYPE safeguard.encrypted_text USING %I::text;', c.qname, c.attname, c.attname)
+           END
+      FROM cols c JOIN classified k ON k.oid = c.oid AND k.column_name = c.attname
+     WHERE k.class = 'phi'
+       AND c.atttypid NOT IN ('safeguard.encrypted_text'::regtype, 'safeguard.encrypted_bytea'::regtype,
+                              'safeguard.encrypted_jsonb'::regtype)
+    UNION ALL
+    SELECT 'ERROR', 'isolation_widened', format('%s (policy %I)', v.table_name, w.policy),
+           format('Policy %I on the isolated table %s is permissive: PostgreSQL combines it with sg_tenant by OR, so it admits rows or writes of other tenants.',
+                  w.policy, v.table_name),
+           safeguard._restrictive_policy_ddl(v.table_name, w.policy)
+      FROM safeguard.isolated_tables v
+      CROSS JOIN LATERAL unnest(v.widened_by) w(policy)
+     WHERE in_schema IS NULL OR safeguard._rule_schema(v.table_name) = in_schema
+    UNION ALL
+    SELECT 'ERROR', 'foreign_key_not_tenant_scoped', format('%s (%s)', r.qname, quote_ident(k.conname)),
+           format('Foreign key %I of %s references the isolated table %s without the tenant column: foreign keys are checked without row-level security, so a tenant can attach rows to another tenant''s records and learn which ids exist there.',
+                  k.conname, r.qname, k.confrelid::regclass),
+           CASE WHEN ci.mode = 'direct' AND pi.mode = 'direct'
+                THEN format('SELECT safeguard.scope_foreign_key(%L, %L);', r.qname, k.conname) END
+      FROM rels r
+      JOIN isolated ci ON ci.oid = r.oid
+      JOIN pg_constraint k ON k.conrelid = r.oid AND k.contype = 'f' AND k.conparentid = 0
+      JOIN isolated pi ON pi.oid = k.confrelid
+     WHERE NOT safeguard._foreign_key_scoped(k.oid)
+    UNION ALL
+    SELECT 'ERROR', 'materialized_view_over_isolated_table', format('%I.%I', vn.nspname, v.relname),
+           format('Materialized view %I.%I stores rows of the isolated table(s) %s: it has no row-level security of its own, so every role that may read it sees the rows it was refreshed with, of every tenant.',
+                  vn.nspname, v.relname, string_agg(DISTINCT d.refobjid::regclass::text, ', ')),
+           format('DROP MATERIALIZED VIEW %I.%I; CREATE VIEW %I.%I WITH (security_invoker = true) AS%s',
+                  vn.nspname, v.relname, vn.nspname, v.relname, pg_get_viewdef(v.oid))
+      FROM pg_class v JOIN pg_namespace vn ON vn.oid = v.relnamespace
+      JOIN pg_rewrite w ON w.ev_class = v.oid
+      JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
+      JOIN isolated src ON src.oid = d.refobjid
+     WHERE v.relkind = 'm'
+       AND vn.nspname NOT IN ('pg_catalog', 'information_schema', 'safeguard')
+       AND (in_schema IS NULL OR vn.nspname = in_schema)
+     GROUP BY vn.nspname, v.relname, v.oid
+    -- WARN -----------------------------------------------------------------------------------
+    UNION ALL
+    SELECT 'WARN', 'rls_not_forced', r.qname,
+           format('Row-level security on %s is not forced: the table''s owner (often the role migrations and some services use) bypasses it.', r.qname),
+           format('ALTER TABLE %s FORCE ROW LEVEL SECURITY;', r.qname)
+      FROM rels r WHERE r.relrowsecurity AND NOT r.relforcerowsecurity
+    UNION ALL
+    SELECT 'WARN', 'policy_function_per_row', format('%s (policy %I)', r.qname, p.polname),
+           format('Policy %I on %s calls a function per row (%s); wrapped as (SELECT ...) it is evaluated once per query.',
+                  p.polname, r.qname, substring(p.expr from '([a-z_.]*(current_setting|current_tenant|current_user_id|auth\.[a-z_]+)\()')),
+           NULL
+      FROM rels r JOIN policies p ON p.oid = r.oid
+     WHERE p.expr ~ '(current_setting|current_tenant|current_user_id|auth\.[a-z_]+)\('
+       AND p.expr !~* '\(\s*SELECT\s'
+    UNION ALL
+    SELECT 'WARN', 'tenant_column_nullable', format('%s.%I', t.qname, t.attname),
+           format('The tenant column %I of %s accepts NULL: a row without a tenant belongs to nobody, or to everybody.', t.attname, t.qname),
+           format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL;', t.qname, t.attname)
+      FROM tenant_cols t WHERE NOT t.attnotnull
+    UNION ALL
+    SELECT 'WARN', 'tenant_column_unindexed', format('%s.%I', t.qname, t.attname),
+           format('No index of %s starts with its tenant column %I: every tenant-filtered query scans the whole table.', t.qname, t.attname),
+           format('CREATE INDEX ON %s (%I);', t.qname, t.attname)
+      FROM tenant_cols t
+      JOIN cols c ON c.oid = t.oid AND c.attname = t.attname
+     WHERE NOT EXISTS (SELECT 1 FROM index_keys k WHERE k.oid = t.oid AND NOT k.partial AND k.keys[0] = c.attnum)
+    UNION ALL
+    SELECT 'WARN', 'unique_without_tenant_column', format('%s (%s)', r.qname, quote_ident(ic.relname)),
+           format('Unique %s %I of %s does not include the tenant column %I: a tenant that writes a duplicate learns that another tenant has that value (23505), and the rule is usually meant per tenant.',
+                  CASE WHEN k.oid IS NULL THEN 'index' ELSE 'constraint' END, ic.relname, r.qname, i.tenant_column),
+           CASE WHEN k.oid IS NOT NULL
+                THEN format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I %s;', r.qname, k.conname, k.conname,
+                            regexp_replace(pg_get_constraintdef(k.oid), '\(', '(' || quote_ident(i.tenant_column) || ', '))
+                ELSE format('DROP INDEX %I.%I; %s;', r.nspname, ic.relname,
+                            regexp_replace(pg_get_indexdef(x.indexrelid), '( USING \w+ \()', '\1' || quote_ident(i.tenant_column) || ', '))
+           END
+      FROM rels r
+      JOIN isolated i ON i.oid = r.oid AND i.mode = 'direct'
+      JOIN pg_index x ON x.indrelid = r.oid AND x.indisunique AND NOT x.indisprimary
+      JOIN pg_class ic ON ic.oid = x.indexrelid
+      LEFT JOIN pg_constraint k ON k.conindid = x.indexrelid AND k.conrelid = r.oid AND k.contype = 'u'
+     WHERE NOT (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attname = i.tenant_column)
+               = ANY ((x.indkey::int2[])[0:x.indnkeyatts - 1])
+    UNION ALL
+    SELECT 'WARN', 'not_audited', r.qname,
+           format('Table %s holds %s but changes to it are not audited.', r.qname,
+                  CASE WHEN EXISTS (SELECT 1 FROM classified k WHERE k.oid = r.oid) THEN 'tagged PHI/PII' ELSE 'tenant data' END),
+           format('SELECT safeguard.enable_audit(%L);', r.qname)
+      FROM rels r
+     WHERE (EXISTS (SELECT 1 FROM tenant_cols t WHERE t.oid = r.oid) OR EXISTS (SELECT 1 FROM classified k WHERE k.oid = r.oid)
+            OR EXISTS (SELECT 1 FROM isolated i WHERE i.oid = r.oid))
+       AND NOT EXISTS (SELECT 1 FROM audited a WHERE a.oid = r.oid)
+    UNION ALL
+    SELECT 'WARN', 'timestamp_without_time_zone', format('%s.%I', c.qname, c.attname),
+           format('Column %I of %s is timestamp without time zone: its values mean different instants to clients in different zones.', c.attname, c.qname),
+           format('ALTER TABLE %s ALTER COLUMN %I TYPE timestamptz;', c.qname, c.attname)
+      FROM cols c WHERE c.atttypid = 'timestamp'::regtype
+    UNION ALL
+    SELECT 'WARN', 'timestamps_set_by_application', format('%s.%I', c.qname, c.attname),
+           format('Column %I of %s is set by the application''s clock (no database default or trigger).', c.attname, c.qname),
+           CASE WHEN EXISTS (SELECT 1 FROM cols o WHERE o.oid = c.oid AND o.attname = 'created_at')
+                 AND EXISTS (SELECT 1 FROM cols o WHERE o.oid = c.oid AND o.attname = 'updated_at')
+                THEN format('SELECT safeguard.maintain_timestamps(%L);', c.qname)
+                ELSE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT now();', c.qname, c.attname)
+           END
+      FROM cols c
+     WHERE c.attname IN ('created_at', 'updated_at')
+       AND c.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype)
+       AND NOT EXISTS (SELECT 1 FROM safeguard.rule_registry g WHERE g.tbl::oid = c.oid AND g.kind = 'timestamps')
+       -- a default stamps created_at; updated_at needs the trigger
+       AND NOT (c.attname = 'created_at' AND c.atthasdef)
+    UNION ALL
+    SELECT 'WARN', 'foreign_key_without_index', format('%s (%s)', r.qname, k.conname),
+           format('Foreign key %I of %s has no index starting with its columns: deletes and key updates of the referenced rows scan %s.',
+                  k.conname, r.qname, r.qname),
+           format('CREATE INDEX ON %s (%s);', r.qname,
+                  (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY o.n)
+                     FROM unnest(k.conkey) WITH ORDINALITY o(attnum, n)
+                     JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = o.attnum))
+      FROM rels r JOIN pg_constraint k ON k.conrelid = r.oid AND k.contype = 'f'
+     WHERE NOT EXISTS (SELECT 1 FROM index_keys i
+                        CROSS JOIN LATERAL (
+                            -- the key's columns; for a tenant-scoped key also without the tenant
+                            -- column, which an index need not lead with (every tenant's rows are few)
+                            SELECT k.conkey AS cols
+                            UNION ALL
+                            SELECT array_remove(k.conkey, a.attnum)
+                              FROM isolated t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attname = t.tenant_column
+                             WHERE t.oid = r.oid AND a.attnum = ANY (k.conkey) AND cardinality(k.conkey) > 1) c
+                        WHERE i.oid = r.oid AND NOT i.partial
+                          AND cardinality(i.keys) >= cardinality(c.cols)
+                          AND (SELECT array_agg(x ORDER BY x) FROM unnest(i.keys[0:cardinality(c.cols) - 1]) x)
+                              = (SELECT array_agg(x ORDER BY x) FROM unnest(c.cols) x))
+    UNION ALL
+    SELECT 'WARN', 'no_primary_key', r.qname,
+           format('Table %s has no primary key: rows cannot be addressed reliably (audit, replication, updates by id).', r.qname),
+           NULL
+      FROM rels r WHERE NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = r.oid AND k.contype = 'p')
+    UNION ALL
+    SELECT 'WARN', 'security_definer_without_search_path', p.oid::regprocedure::text,
+           format('Function %s runs with its owner''s rights but does not pin search_path: a caller can make it run objects of their own.',
+                  p.oid::regprocedure),
+           format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;', p.oid::regprocedure)
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE p.prosecdef
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'safeguard')
+       AND (in_schema IS NULL OR n.nspname = in_schema)
+       AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(p.proconfig, '{}')) s WHERE s LIKE 'search\_path=%')
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+    UNION ALL
+    SELECT DISTINCT 'WARN', 'view_without_security_invoker', format('%I.%I', vn.nspname, v.relname),
+           format('View %I.%I reads the isolated table %s with its owner''s rights: row-level security is checked against the view''s owner, not the reader.',
+                  vn.nspname, v.relname, src.qname),
+           format('ALTER VIEW %I.%I SET (security_invoker = true);', vn.nspname, v.relname)
+      FROM pg_class v JOIN pg_namespace vn ON vn.oid = v.relnamespace
+      JOIN pg_rewrite w ON w.ev_class = v.oid
+      JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
+      JOIN rels src ON src.oid = d.refobjid
+     WHERE v.relkind = 'v' AND d.refobjid <> v.oid
+       AND vn.nspname NOT IN ('pg_catalog', 'information_schema', 'safeguard')
+       AND (in_schema IS NULL OR vn.nspname = in_schema)
+       AND src.relrowsecurity
+       AND NOT coalesce('security_invoker=true' = ANY (v.reloptions) OR 'security_invoker=on' = ANY (v.reloptions), false)
+    UNION ALL
+    SELECT 'WARN', 'soft_delete_without_live_index', format('%s.%I', c.qname, c.attname),
+           format('Column %I of %s marks deleted rows, but no partial index covers the live ones: every query for live rows reads the deleted too.',
+                  c.attname, c.qname),
+           format('CREATE INDEX ON %s (%s) WHERE %I IS NULL;', c.qname,
+                  coalesce((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY o.n)
+                              FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY o(attnum, n)
+                              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = o.attnum
+                             WHERE i.indrelid = c.oid AND i.indisprimary), quote_ident(c.attname)),
+                  c.attname)
+      FROM cols c
+     WHERE c.attname IN ('deleted_at', 'archived_at', 'removed_at')
+       AND c.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype)
+       AND NOT EXISTS (SELECT 1 FROM index_keys k WHERE k.oid = c.oid AND k.partial
+                                                  AND k.predicate ~ format('\m%s\M IS NULL', c.attname))
+    -- INFO -----------------------------------------------------------------------------------
+    UNION ALL
+    SELECT 'INFO', 'phi_column_untagged', format('%s.%I', c.qname, c.attname),
+           format('Column %I of %s is named like PHI/PII but not classified: tag it (or ignore this finding) so the ERROR rules can check it.',
+                  c.attname, c.qname),
+           format('SELECT safeguard.classify(%L, ARRAY[%L], %L);', c.qname, c.attname, 'phi')
+      FROM cols c
+     WHERE safeguard._looks_like_phi(c.attname)
+       AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.oid = c.oid AND k.column_name = c.attname)
+    UNION ALL
+    SELECT 'INFO', 'library_not_preloaded', 'shared_preload_libraries',
+           'pg_safeguard is not in shared_preload_libraries: its settings exist only once a session has called into the library (SHOW safeguard.audit_retention fails before), and the hook that keeps row values out of the messages of sg_ rule violations runs only in sessions that have.',
+           -- The list as it stands plus ours; shown to roles that may read it (superusers,
+           -- pg_read_all_settings), NULL for others: ALTER SYSTEM replaces the whole list.
+           CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
+                THEN format('ALTER SYSTEM SET shared_preload_libraries = %L;  -- then restart the server',
+                            concat_ws(', ', nullif(current_setting('shared_preload_libraries'), ''), 'pg_safeguard'))
+           END
+     WHERE in_schema IS NULL AND NOT safeguard._preloaded()
+    UNION ALL
+    SELECT 'INFO', 'audit_unsealed', 'safeguard.audit_log',
+           format('Audit entries written since %s are not sealed into the hash chain (more than a day).', u.oldest),
+           'SELECT safeguard.audit_seal();'
+      FROM (SELECT safeguard._audit_oldest_unsealed() AS oldest) u
+     WHERE in_schema IS NULL AND u.oldest < now() - interval '1 day'
+)
+SELECT f.level, f.rule, f.object, f.detail, f.remediation
+  FROM findings f
+ WHERE NOT EXISTS (SELECT 1 FROM safeguard.lint_ignores i WHERE i.rule = f.rule AND i.object = f.object)
+ ORDER BY array_position(ARRAY['ERROR', 'WARN', 'INFO'], f.level), f.object, f.rule
+$lint$;
+COMMENT ON FUNCTION safeguard.lint(name) IS
+    'The database review: findings (ERROR, WARN, INFO) with the SQL that fixes each';
