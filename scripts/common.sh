@@ -13,10 +13,31 @@ manifest() {
 }
 
 PGRX_VERSION=$(manifest pgrx version)
-PG_MAJOR=$(manifest postgres test)
-PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
+# The majors built and tested, and the one the Makefile's targets use unless PG=N names another.
+SUPPORTED_MAJORS=$(manifest postgres supported)
+DEFAULT_MAJOR=$(manifest postgres test)
+PG_MAJOR=${PG:-$DEFAULT_MAJOR}
+case " $SUPPORTED_MAJORS " in
+*" $PG_MAJOR "*) ;;
+*) printf 'error: PostgreSQL %s is not supported (pgrx.toml: %s)\n' "$PG_MAJOR" "$SUPPORTED_MAJORS" >&2; exit 1 ;;
+esac
+
+# pg_bindir N: the programs of PostgreSQL N: Debian's for its own major, otherwise the relocatable
+# build scripts/setup-postgres.sh unpacked under target/postgres/N.
+pg_bindir() {
+    if [ "$1" = "$DEFAULT_MAJOR" ]; then
+        echo "/usr/lib/postgresql/$1/bin"
+    else
+        local bindir
+        bindir=$(ls -d "$ROOT"/target/postgres/"$1"/*/pginstall/bin 2>/dev/null | head -1)
+        echo "${bindir:-$ROOT/target/postgres/$1/bin}"
+    fi
+}
+PG_BINDIR=$(pg_bindir "$PG_MAJOR")
 PG_CONFIG=$PG_BINDIR/pg_config
-PG_PORT=$(manifest cluster port)
+# Each major's throwaway cluster has its own port: the manifest's for the default major, the
+# next ones for the others (28816 for 16, and so on).
+PG_PORT=$(( $(manifest cluster port) + PG_MAJOR - DEFAULT_MAJOR ))
 
 if [ "$(id -u)" = 0 ]; then
     RUN_USER=$(manifest cluster os_user)
@@ -42,11 +63,12 @@ as_run_user() {
 # named after the checkout, so two checkouts never share one.
 state_dir() {
     local preferred="$ROOT/target/cluster"
+    [ "$PG_MAJOR" = "$DEFAULT_MAJOR" ] || preferred="$ROOT/target/cluster-pg$PG_MAJOR"
     mkdir -p "$ROOT/target"
     if as_run_user test -x "$ROOT/target" 2>/dev/null; then
         echo "$preferred"
     else
-        echo "/tmp/pg_safeguard-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)"
+        echo "/tmp/pg_safeguard-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)-pg$PG_MAJOR"
     fi
 }
 

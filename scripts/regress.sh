@@ -13,7 +13,7 @@ as_run_user sh -c 'umask 077 && cd "$1" && echo "not a key" > not-a-key && print
 
 mapfile -t tests < <(cd "$ROOT/tests/sql" && ls -1 ./*.sql | sed 's|^\./||; s|\.sql$||' | sort)
 say "golden SQL tests: ${tests[*]}"
-outdir="$ROOT/target/regress"
+outdir="$ROOT/target/regress-pg$PG_MAJOR"
 rm -rf "$outdir" && mkdir -p "$outdir"
 if ! "$pg_regress" --host="$SOCKET_DIR" --port="$PG_PORT" --user="$RUN_USER" \
         --bindir="$PG_BINDIR" --inputdir="$ROOT/tests" --outputdir="$outdir" \

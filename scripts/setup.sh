@@ -5,7 +5,7 @@
 source "$(dirname "$0")/common.sh"
 
 packages=(
-    "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-contrib
+    "postgresql-$DEFAULT_MAJOR" "postgresql-server-dev-$DEFAULT_MAJOR" postgresql-contrib
     libclang-dev clang sudo build-essential pkg-config libssl-dev
     # An independent AES-GCM (OpenSSL) for the envelope test vector and the key-leak test.
     python3 python3-cryptography
@@ -25,18 +25,32 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-[ -x "$PG_CONFIG" ] || die "$PG_CONFIG not found after installing postgresql-server-dev-$PG_MAJOR"
+debian_config=$(pg_bindir "$DEFAULT_MAJOR")/pg_config
+[ -x "$debian_config" ] || die "$debian_config not found after installing postgresql-server-dev-$DEFAULT_MAJOR"
+
+# The other supported majors, under target/postgres (pinned packages, hashes checked).
+for major in $SUPPORTED_MAJORS; do
+    [ "$major" = "$DEFAULT_MAJOR" ] || "$ROOT/scripts/setup-postgres.sh" "$major"
+done
 
 if [ "$(cargo pgrx --version 2>/dev/null)" != "cargo-pgrx $PGRX_VERSION" ]; then
     say "installing cargo-pgrx $PGRX_VERSION (takes a few minutes)"
     cargo install cargo-pgrx --version "$PGRX_VERSION" --locked --force
 fi
 
-# `cargo pgrx init` rewrites its config and forces a rebuild: run it only when pg$PG_MAJOR is missing.
+# `cargo pgrx init` rewrites its config and forces a rebuild: run it only when a supported major
+# is missing from it or registered with another pg_config.
 pgrx_config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
-if ! grep -q "^pg$PG_MAJOR = \"$PG_CONFIG\"" "$pgrx_config" 2>/dev/null; then
-    say "registering $PG_CONFIG with pgrx"
-    cargo pgrx init "--pg$PG_MAJOR" "$PG_CONFIG"
+init_args=()
+registered=true
+for major in $SUPPORTED_MAJORS; do
+    config=$(pg_bindir "$major")/pg_config
+    init_args+=("--pg$major" "$config")
+    grep -q "^pg$major = \"$config\"" "$pgrx_config" 2>/dev/null || registered=false
+done
+if [ "$registered" = false ]; then
+    say "registering PostgreSQL $SUPPORTED_MAJORS with pgrx"
+    cargo pgrx init "${init_args[@]}"
 fi
 
 if [ "$(id -u)" = 0 ] && ! id "$RUN_USER" >/dev/null 2>&1; then

@@ -12,6 +12,7 @@ pub mod gucs;
 pub mod ids;
 pub mod lint;
 mod scoped_flag;
+mod tupdesc;
 mod v1;
 pub mod tenancy;
 

@@ -290,7 +290,7 @@ fn _audit_row<'a>(
     // SAFETY: PostgreSQL hands a row trigger its relation and the tuples of this change.
     let desc = unsafe { (*data.tg_relation).rd_att };
     let natts = unsafe { (*desc).natts } as usize;
-    let attrs = unsafe { (*desc).attrs.as_slice(natts) };
+    let attrs = unsafe { crate::tupdesc::attributes(desc) };
     let (old, new) = match change {
         Change::Insert => (None, Some(data.tg_trigtuple)),
         Change::Update => (Some(data.tg_trigtuple), Some(data.tg_newtuple)),
@@ -450,10 +450,7 @@ fn _audit_statement<'a>(
     let relid = trigger.relid()?;
     // SAFETY: PostgreSQL hands the trigger its open relation.
     let columns = unsafe {
-        let desc = (*data.tg_relation).rd_att;
-        (*desc)
-            .attrs
-            .as_slice((*desc).natts as usize)
+        crate::tupdesc::attributes((*data.tg_relation).rd_att)
             .iter()
             .map(|a| (a.atttypid, a.attisdropped))
             .collect()

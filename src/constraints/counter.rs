@@ -137,13 +137,13 @@ fn _count_row<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, A
     // SAFETY: a row trigger's relation and tuple; attribute numbers come from its descriptor.
     unsafe {
         let desc = (*data.tg_relation).rd_att;
-        let natts = (*desc).natts as usize;
-        let Some(position) = (*desc).attrs.as_slice(natts).iter().position(|attr| {
+        let attributes = crate::tupdesc::attributes(desc);
+        let Some(position) = attributes.iter().position(|attr| {
             !attr.attisdropped && CStr::from_ptr(attr.attname.data.as_ptr()).to_bytes() == parsed.fk_column.as_bytes()
         }) else {
             misused_trigger()
         };
-        let attr = &(*desc).attrs.as_slice(natts)[position];
+        let attr = &attributes[position];
         let mut is_null = false;
         let datum = pg_sys::heap_getattr(tuple, position as i32 + 1, desc, &mut is_null);
         if is_null {

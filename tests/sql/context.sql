@@ -61,7 +61,9 @@ RESET ROLE;
 
 -- A parallel worker sees its leader's context.
 BEGIN;
-SET LOCAL force_parallel_mode = on;
+-- (the setting is force_parallel_mode up to PostgreSQL 15, debug_parallel_query from 16)
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000 THEN 'debug_parallel_query'
+                       ELSE 'force_parallel_mode' END, 'on', true) AS parallel_forced;
 SET LOCAL parallel_setup_cost = 0;
 SELECT safeguard.set_context('0000000a-0000-4000-8000-000000000001');
 SELECT safeguard.current_tenant() AS in_worker;
