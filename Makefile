@@ -1,17 +1,19 @@
 # pg_safeguard: two commands do all the set-up (see README).
-#   make run    set up, build, install, start a throwaway cluster, load the demo, run the tour
-#   make test   set up, then every test layer; non-zero exit on any failure
-#   make bench  benchmarks against plain PostgreSQL, printed as ratios
-#   make stop   stop the throwaway cluster
-# Settings (PostgreSQL major, OS user, port, pgrx version) are in pgrx.toml.
+#   make run      set up, build, install, start a throwaway cluster, load the demo, run the tour
+#   make test     set up, then every test layer on every supported PostgreSQL major
+#   make bench    benchmarks against plain PostgreSQL, printed as ratios
+#   make stop     stop the throwaway cluster
+#   make install  build and install into PostgreSQL (PG_CONFIG=/path/to/pg_config: a server of your own)
+#   make package  a Debian package per supported major, in target/packages
+# PG=N picks a supported major for run, test, bench, stop and package (pgrx.toml lists them).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup install run stop test unit-test regress demo bench
+.PHONY: help setup install run stop test bench package
 
 help:
-	@sed -n '2,6p' Makefile
+	@sed -n '2,8p' Makefile
 
 setup:
 	scripts/setup.sh
@@ -27,31 +29,21 @@ run: install
 stop:
 	scripts/cluster.sh stop
 
-# Unit, property and #[pg_test] tests first, and the encryption test vector against OpenSSL; then
-# the release build is installed and, with every statement logged, the golden SQL tests, the
-# connection-pool client test, the demo, a pg_dump/pg_restore round trip of the demo database,
-# ALTER EXTENSION UPDATE from every kept release (catalog, data, dump/restore),
-# the audit concurrency/crash test, the maintain_count concurrency test, maintain_count on a
-# logical replication subscriber and the shared_preload_libraries set-up run in the throwaway
-# cluster; last, its log is searched for key bytes.
+# Per major (scripts/test-major.sh): unit, property and #[pg_test] tests; then the release build
+# installed and, with every statement logged, the golden SQL tests, the demo, a pg_dump/pg_restore
+# round trip, ALTER EXTENSION UPDATE from every kept release, and a search of the server log for
+# key bytes. On the oldest and the newest major also the connection-pool client test, the audit
+# and maintain_count concurrency tests, maintain_count on a logical replication subscriber and
+# the shared_preload_libraries set-up. Then pg_upgrade from the oldest to the newest major, and
+# the Debian package of the Debian-packaged major installed, used and removed.
+# (scripts/test-all.sh; PG=N: every layer on that major alone.)
 test: setup
-	scripts/pgrx-test.sh
-	python3 tests/crypto/vector.py
-	scripts/install.sh
-	scripts/cluster.sh start
-	scripts/key-leak-test.sh start
-	scripts/regress.sh
-	scripts/client-test.sh
-	scripts/demo.sh >/dev/null
-	scripts/dump-test.sh
-	scripts/upgrade-test.sh
-	scripts/audit-concurrency-test.sh
-	scripts/rules-concurrency-test.sh
-	scripts/replication-test.sh
-	scripts/preload-test.sh
-	scripts/key-leak-test.sh check
+	scripts/test-all.sh
 	@echo "make test: all layers passed"
 
 bench: install
 	scripts/cluster.sh start
 	benches/run.sh
+
+package: setup
+	scripts/package.sh

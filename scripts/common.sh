@@ -16,6 +16,13 @@ PGRX_VERSION=$(manifest pgrx version)
 # The majors built and tested, and the one the Makefile's targets use unless PG=N names another.
 SUPPORTED_MAJORS=$(manifest postgres supported)
 DEFAULT_MAJOR=$(manifest postgres test)
+# PG_CONFIG=/path/to/pg_config (make install PG_CONFIG=...) names a server of one's own: its
+# major and programs come from it.
+CUSTOM_PG_CONFIG=${PG_CONFIG:-}
+if [ -n "$CUSTOM_PG_CONFIG" ]; then
+    [ -x "$CUSTOM_PG_CONFIG" ] || { printf 'error: PG_CONFIG=%s is not an executable\n' "$CUSTOM_PG_CONFIG" >&2; exit 1; }
+    PG=$("$CUSTOM_PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+fi
 PG_MAJOR=${PG:-$DEFAULT_MAJOR}
 case " $SUPPORTED_MAJORS " in
 *" $PG_MAJOR "*) ;;
@@ -33,8 +40,13 @@ pg_bindir() {
         echo "${bindir:-$ROOT/target/postgres/$1/bin}"
     fi
 }
-PG_BINDIR=$(pg_bindir "$PG_MAJOR")
-PG_CONFIG=$PG_BINDIR/pg_config
+if [ -n "$CUSTOM_PG_CONFIG" ]; then
+    PG_BINDIR=$("$CUSTOM_PG_CONFIG" --bindir)
+    PG_CONFIG=$CUSTOM_PG_CONFIG
+else
+    PG_BINDIR=$(pg_bindir "$PG_MAJOR")
+    PG_CONFIG=$PG_BINDIR/pg_config
+fi
 # Each major's throwaway cluster has its own port: the manifest's for the default major, the
 # next ones for the others (28816 for 16, and so on).
 PG_PORT=$(( $(manifest cluster port) + PG_MAJOR - DEFAULT_MAJOR ))

@@ -4,12 +4,16 @@
 # unprivileged OS user that runs PostgreSQL. Safe to run any number of times.
 source "$(dirname "$0")/common.sh"
 
-packages=(
-    "postgresql-$DEFAULT_MAJOR" "postgresql-server-dev-$DEFAULT_MAJOR" postgresql-contrib
-    libclang-dev clang sudo build-essential pkg-config libssl-dev
-    # An independent AES-GCM (OpenSSL) for the envelope test vector and the key-leak test.
-    python3 python3-cryptography
-)
+# What building needs; with PG_CONFIG naming a server of one's own (make install PG_CONFIG=...),
+# nothing more: no PostgreSQL of ours, no test tools.
+packages=(libclang-dev clang sudo build-essential pkg-config libssl-dev)
+if [ -z "$CUSTOM_PG_CONFIG" ]; then
+    packages+=(
+        "postgresql-$DEFAULT_MAJOR" "postgresql-server-dev-$DEFAULT_MAJOR" postgresql-contrib
+        # An independent AES-GCM (OpenSSL) for the envelope test vector and the key-leak test.
+        python3 python3-cryptography
+    )
+fi
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
@@ -25,13 +29,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-debian_config=$(pg_bindir "$DEFAULT_MAJOR")/pg_config
-[ -x "$debian_config" ] || die "$debian_config not found after installing postgresql-server-dev-$DEFAULT_MAJOR"
-
-# The other supported majors, under target/postgres (pinned packages, hashes checked).
-for major in $SUPPORTED_MAJORS; do
-    [ "$major" = "$DEFAULT_MAJOR" ] || "$ROOT/scripts/setup-postgres.sh" "$major"
-done
+if [ -z "$CUSTOM_PG_CONFIG" ]; then
+    debian_config=$(pg_bindir "$DEFAULT_MAJOR")/pg_config
+    [ -x "$debian_config" ] || die "$debian_config not found after installing postgresql-server-dev-$DEFAULT_MAJOR"
+    # The other supported majors, under target/postgres (pinned packages, hashes checked).
+    for major in $SUPPORTED_MAJORS; do
+        [ "$major" = "$DEFAULT_MAJOR" ] || "$ROOT/scripts/setup-postgres.sh" "$major"
+    done
+fi
 
 if [ "$(cargo pgrx --version 2>/dev/null)" != "cargo-pgrx $PGRX_VERSION" ]; then
     say "installing cargo-pgrx $PGRX_VERSION (takes a few minutes)"
@@ -41,15 +46,21 @@ fi
 # `cargo pgrx init` rewrites its config and forces a rebuild: run it only when a supported major
 # is missing from it or registered with another pg_config.
 pgrx_config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+registrations=()   # MAJOR=PG_CONFIG
+if [ -n "$CUSTOM_PG_CONFIG" ]; then
+    registrations=("$PG_MAJOR=$CUSTOM_PG_CONFIG")
+else
+    for major in $SUPPORTED_MAJORS; do registrations+=("$major=$(pg_bindir "$major")/pg_config"); done
+fi
 init_args=()
 registered=true
-for major in $SUPPORTED_MAJORS; do
-    config=$(pg_bindir "$major")/pg_config
+for registration in "${registrations[@]}"; do
+    major=${registration%%=*} config=${registration#*=}
     init_args+=("--pg$major" "$config")
     grep -q "^pg$major = \"$config\"" "$pgrx_config" 2>/dev/null || registered=false
 done
 if [ "$registered" = false ]; then
-    say "registering PostgreSQL $SUPPORTED_MAJORS with pgrx"
+    say "registering ${registrations[*]} with pgrx"
     cargo pgrx init "${init_args[@]}"
 fi
 

@@ -10,7 +10,10 @@
 #     chain verifies, every envelope decrypts, isolation holds (tests/upgrade/check.sql prints
 #     the same report before and after);
 #  3. the same report after a pg_dump/pg_restore of the updated database; then isolation, audit
-#     and lint keep working in both (tests/upgrade/after.sql).
+#     and lint keep working in both (tests/upgrade/after.sql);
+#  4. the way back, where a downgrade script exists (pg_safeguard--CURRENT--X.Y.Z.sql): a fresh
+#     install taken back equals a fresh install of the old release, and the updated database
+#     taken back prints the old report again (and goes forward once more).
 source "$(dirname "$0")/common.sh"
 current=$(awk -F'"' '/^version *=/ { print $2; exit }' "$ROOT/Cargo.toml")
 mapfile -t releases < <(cd "$ROOT/sql" && ls pg_safeguard--*.sql | grep -v -- '--.*--' \
@@ -69,4 +72,43 @@ for from in "${releases[@]}"; do
         "${PSQL_Q[@]}" -d "$db" -f "$ROOT/tests/upgrade/after.sql" >/dev/null
     done
     echo "dump/restore: the updated database restores to the same report; isolation, audit and lint work in both"
+
+    [ -f "$ROOT/sql/pg_safeguard--$current--$from.sql" ] || continue
+    fresh_database safeguard_up_fresh safeguard_up_updated
+    "${PSQL_Q[@]}" -d safeguard_up_fresh -c "CREATE EXTENSION pg_safeguard VERSION '$from'"
+    "${PSQL_Q[@]}" -d safeguard_up_updated -c "CREATE EXTENSION pg_safeguard" \
+                   -c "ALTER EXTENSION pg_safeguard UPDATE TO '$from'"
+    if ! diff <(members safeguard_up_fresh) <(members safeguard_up_updated) > "$ROOT/target/downgrade-$from.diff"; then
+        cat "$ROOT/target/downgrade-$from.diff" >&2
+        die "the catalog after ALTER EXTENSION UPDATE TO '$from' differs from a fresh $from install (< fresh, > downgraded)"
+    fi
+    # The data database: a fresh one at the old release, updated, used by after.sql, taken back.
+    fresh_database safeguard_up_data
+    "${PSQL_Q[@]}" -d safeguard_up_data -c "CREATE EXTENSION pg_safeguard VERSION '$from'"
+    "${PSQL_Q[@]}" -d safeguard_up_data -f "$ROOT/tests/upgrade/state.sql" >/dev/null
+    before=$("${PSQL_Q[@]}" -d safeguard_up_data -f "$ROOT/tests/upgrade/check.sql")
+    "${PSQL_Q[@]}" -d safeguard_up_data -c "ALTER EXTENSION pg_safeguard UPDATE" \
+                   -c "ALTER EXTENSION pg_safeguard UPDATE TO '$from'"
+    back=$("${PSQL_Q[@]}" -d safeguard_up_data -f "$ROOT/tests/upgrade/check.sql")
+    if [ "$before" != "$back" ]; then
+        diff <(echo "$before") <(echo "$back") >&2 || true
+        die "the database differs after going to $current and back to $from (< before, > back)"
+    fi
+    "${PSQL_Q[@]}" -d safeguard_up_data -c "ALTER EXTENSION pg_safeguard UPDATE"
+    # A rule only the current version makes (a tenant-scoped foreign key) can still be undone.
+    fresh_database safeguard_up_rules
+    undone=$("${PSQL_Q[@]}" -At -d safeguard_up_rules <<SQL
+CREATE EXTENSION pg_safeguard;
+CREATE TABLE parent (id int PRIMARY KEY, tenant_id uuid NOT NULL);
+CREATE TABLE child (id int PRIMARY KEY, tenant_id uuid NOT NULL, parent_id int REFERENCES parent);
+SELECT safeguard.isolate('parent') IS NULL, safeguard.isolate('child') IS NULL;
+SELECT safeguard.scope_foreign_key('child', 'child_parent_id_fkey') IS NOT NULL;
+ALTER EXTENSION pg_safeguard UPDATE TO '$from';
+SELECT safeguard.drop_rule('child', 'child_parent_id_fkey') IS NOT NULL;
+SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'child_parent_id_fkey';
+SQL
+)
+    grep -qx 'FOREIGN KEY (parent_id) REFERENCES parent(id)' <<<"$undone" \
+        || die "after going back to $from, drop_rule() did not restore a scoped foreign key: $undone"
+    echo "downgrade: $current back to $from gives a fresh $from catalog and the same data; forward again works; $current's rules can still be undone"
 done
