@@ -15,7 +15,7 @@ reinstall() { "$ROOT/scripts/install.sh" >/dev/null 2>&1; }
 trap reinstall EXIT
 
 as_root rm -f "$lib_dir/pg_safeguard.so" "$ext_dir"/pg_safeguard*
-as_root env DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >/dev/null
+as_root env DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >/dev/null 2>&1 || die "dpkg -i $deb failed"
 files=$(dpkg -L "$name" | grep -c 'pg_safeguard')
 [ -f "$lib_dir/pg_safeguard.so" ] || die "the package did not install $lib_dir/pg_safeguard.so"
 fresh_database safeguard_package
@@ -32,6 +32,6 @@ END $$;
 SQL
 echo "package: $(basename "$deb") installed ($files files), CREATE EXTENSION, an update from 0.1.0 and isolate() work"
 "${PSQL[@]}" -q -c "DROP DATABASE safeguard_package"
-as_root dpkg -r "$name" >/dev/null
+as_root dpkg -r "$name" >/dev/null 2>&1 || die "dpkg -r $name failed"
 [ ! -e "$lib_dir/pg_safeguard.so" ] || die "dpkg -r left $lib_dir/pg_safeguard.so behind"
 echo "package: removed, its files gone"

@@ -49,8 +49,8 @@ demo_report='SELECT level, findings FROM safeguard.lint_summary(); SELECT ok, ro
 before=$("${psql_old[@]}" -d fixture -f "$ROOT/tests/upgrade/check.sql")
 demo_before=$("${psql_old[@]}" -At -d demo -c "$demo_report")
 # PostgreSQL 15.20 (Debian 12's) stores a column option pg_attver on every column of every
-# table, which the newest 16, 17 and 18 builds to be had here (16.2, 17.10, 18.6) do not know:
-# pg_upgrade fails restoring the first table, with or without pg_safeguard. The option is not
+# table, which the newest 18 build to be had here (18.6) does not know: pg_upgrade fails
+# restoring the first table, with or without pg_safeguard (docs/upgrading.md). The option is not
 # pg_safeguard's; it is removed from the old cluster's catalog before the upgrade.
 for db in postgres template1 fixture demo; do
     "${psql_old[@]}" -d "$db" -c "UPDATE pg_catalog.pg_attribute

@@ -22,4 +22,5 @@ for major in "${majors[@]}"; do
     [ "$major" = "$DEFAULT_MAJOR" ] || PG=$major scripts/cluster.sh stop
 done
 scripts/pg-upgrade-test.sh "$oldest" "$newest"
+scripts/package-test.sh
 say "make test: all layers passed on PostgreSQL ${majors[*]}"
