@@ -29,18 +29,25 @@ members() {
                   -e '^\\restrict' -e '^\\unrestrict' -e '^--' -e '^$'
 }
 
+# same_catalog VERSION HOW...: a fresh install of VERSION, and one made by the statements HOW
+# (CREATE EXTENSION ..., ALTER EXTENSION ... UPDATE ...), must list the same member objects.
+same_catalog() {
+    local version=$1 diff_file="$ROOT/target/upgrade-catalog.diff" step
+    shift
+    fresh_database safeguard_up_fresh safeguard_up_updated
+    "${PSQL_Q[@]}" -d safeguard_up_fresh -c "CREATE EXTENSION pg_safeguard VERSION '$version'"
+    for step in "$@"; do "${PSQL_Q[@]}" -d safeguard_up_updated -c "$step"; done
+    if ! diff <(members safeguard_up_fresh) <(members safeguard_up_updated) > "$diff_file"; then
+        cat "$diff_file" >&2
+        die "the catalog after: $* differs from a fresh $version install (< fresh, > the other way)"
+    fi
+}
+
 for from in "${releases[@]}"; do
     [ "$from" != "$current" ] || continue
     say "upgrade: pg_safeguard $from -> $current"
 
-    fresh_database safeguard_up_fresh safeguard_up_updated
-    "${PSQL_Q[@]}" -d safeguard_up_fresh -c "CREATE EXTENSION pg_safeguard"
-    "${PSQL_Q[@]}" -d safeguard_up_updated -c "CREATE EXTENSION pg_safeguard VERSION '$from'" \
-                   -c "ALTER EXTENSION pg_safeguard UPDATE"
-    if ! diff <(members safeguard_up_fresh) <(members safeguard_up_updated) > "$ROOT/target/upgrade-$from.diff"; then
-        cat "$ROOT/target/upgrade-$from.diff" >&2
-        die "the catalog after ALTER EXTENSION UPDATE from $from differs from a fresh $current install (< fresh, > updated)"
-    fi
+    same_catalog "$current" "CREATE EXTENSION pg_safeguard VERSION '$from'" "ALTER EXTENSION pg_safeguard UPDATE"
     echo "catalog: $(members safeguard_up_fresh | grep -c 'ALTER EXTENSION pg_safeguard ADD') member objects, identical after the update from $from"
 
     fresh_database safeguard_up_data safeguard_up_restored
@@ -74,14 +81,7 @@ for from in "${releases[@]}"; do
     echo "dump/restore: the updated database restores to the same report; isolation, audit and lint work in both"
 
     [ -f "$ROOT/sql/pg_safeguard--$current--$from.sql" ] || continue
-    fresh_database safeguard_up_fresh safeguard_up_updated
-    "${PSQL_Q[@]}" -d safeguard_up_fresh -c "CREATE EXTENSION pg_safeguard VERSION '$from'"
-    "${PSQL_Q[@]}" -d safeguard_up_updated -c "CREATE EXTENSION pg_safeguard" \
-                   -c "ALTER EXTENSION pg_safeguard UPDATE TO '$from'"
-    if ! diff <(members safeguard_up_fresh) <(members safeguard_up_updated) > "$ROOT/target/downgrade-$from.diff"; then
-        cat "$ROOT/target/downgrade-$from.diff" >&2
-        die "the catalog after ALTER EXTENSION UPDATE TO '$from' differs from a fresh $from install (< fresh, > downgraded)"
-    fi
+    same_catalog "$from" "CREATE EXTENSION pg_safeguard" "ALTER EXTENSION pg_safeguard UPDATE TO '$from'"
     # The data database: a fresh one at the old release, updated, used by after.sql, taken back.
     fresh_database safeguard_up_data
     "${PSQL_Q[@]}" -d safeguard_up_data -c "CREATE EXTENSION pg_safeguard VERSION '$from'"
