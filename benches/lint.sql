@@ -1,6 +1,6 @@
 -- safeguard.lint() on a generated schema of 1,000 tables: each with a primary key, a tenant
 -- column, a foreign key to the previous table, a few more columns; every other one with an index
--- on the tenant column, every third with row-level security and a policy, every fifth isolated
+-- on the tenant column, every third with row-level security and a policy (restrictive where isolated), every fifth isolated
 -- with safeguard.isolate(), every seventh with a timestamp-without-time-zone column, and a view
 -- over every tenth. lint() is run 5 times; the median is reported against the 1-second target.
 SET client_min_messages = warning;
@@ -19,7 +19,9 @@ BEGIN
         END IF;
         IF i % 3 = 0 THEN
             EXECUTE format('ALTER TABLE lint_bench.t%s ENABLE ROW LEVEL SECURITY', i);
-            EXECUTE format('CREATE POLICY p ON lint_bench.t%s USING (tenant_id = current_setting(''app.tenant'')::uuid)', i);
+            -- restrictive where the table is isolated too: isolate() refuses a permissive one beside it
+            EXECUTE format('CREATE POLICY p ON lint_bench.t%s AS %s USING (tenant_id = current_setting(''app.tenant'')::uuid)',
+                           i, CASE WHEN i % 5 = 0 THEN 'RESTRICTIVE' ELSE 'PERMISSIVE' END);
         END IF;
         IF i % 5 = 0 THEN
             PERFORM safeguard.isolate(format('lint_bench.t%s', i));
