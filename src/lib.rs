@@ -11,6 +11,7 @@ pub mod error;
 pub mod gucs;
 pub mod ids;
 pub mod lint;
+mod raw_sql;
 mod scoped_flag;
 mod tupdesc;
 mod v1;

@@ -8,7 +8,6 @@ use crate::error::SafeguardError;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
-use std::ffi::CString;
 
 fn refuse(detail: &str) -> ! {
     SafeguardError::new(PgSqlErrorCode::ERRCODE_SYNTAX_ERROR, "where_clause must be a single SQL expression")
@@ -33,22 +32,15 @@ fn parse_single_expression(clause: &str) -> *mut pg_sys::Node {
     if clause.trim().is_empty() {
         refuse("It is empty.");
     }
-    let wrapped = format!("SELECT ({clause})");
-    let Ok(sql) = CString::new(wrapped) else { refuse("It contains a NUL byte.") };
-    // SAFETY: raw_parser reads a NUL-terminated string and returns a List of RawStmt nodes (or
-    // raises a syntax error); we only read the nodes.
+    if clause.contains('\0') {
+        refuse("It contains a NUL byte.");
+    }
+    let Some(stmt) = crate::raw_sql::single_statement(&format!("SELECT ({clause})")) else {
+        refuse("It holds more than one statement.")
+    };
+    // SAFETY: a raw parse tree from PostgreSQL's parser; we only read its nodes.
     unsafe {
-        let statements = pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-        if statements.is_null() || (*statements).length != 1 {
-            refuse("It holds more than one statement.");
-        }
-        // The first cell of the List (a pointer list of RawStmt).
-        let raw = (*(*statements).elements).ptr_value as *mut pg_sys::RawStmt;
-        if raw.is_null() {
-            refuse("It could not be read.");
-        }
-        let stmt = (*raw).stmt;
-        if stmt.is_null() || (*stmt).type_ != pg_sys::NodeTag::T_SelectStmt {
+        if (*stmt).type_ != pg_sys::NodeTag::T_SelectStmt {
             refuse("It is not an expression.");
         }
         let select = stmt as *mut pg_sys::SelectStmt;

@@ -40,17 +40,9 @@ fn _alter_table_with_unforced_checks(statement: &str) {
 
 /// Whether `statement` parses as exactly one ALTER TABLE statement.
 fn is_one_alter_table(statement: &str) -> bool {
-    let Ok(sql) = std::ffi::CString::new(statement) else { return false };
-    // SAFETY: raw_parser reads a NUL-terminated string and returns a List of RawStmt nodes (or
-    // raises a syntax error); only the nodes' tags are read.
-    unsafe {
-        let statements = pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-        if statements.is_null() || (*statements).length != 1 {
-            return false;
-        }
-        let raw = (*(*statements).elements).ptr_value as *mut pg_sys::RawStmt;
-        !raw.is_null() && !(*raw).stmt.is_null() && (*(*raw).stmt).type_ == pg_sys::NodeTag::T_AlterTableStmt
-    }
+    // SAFETY: a raw parse tree from PostgreSQL's parser; only its tag is read.
+    crate::raw_sql::single_statement(statement)
+        .is_some_and(|stmt| unsafe { (*stmt).type_ } == pg_sys::NodeTag::T_AlterTableStmt)
 }
 
 #[cfg(any(test, feature = "pg_test"))]
