@@ -109,6 +109,11 @@ BEGIN
     END IF;
 END $$;
 
+CREATE FUNCTION safeguard._ddl_hook_enabled() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(nullif(safeguard._setting('safeguard.isolation_ddl_hook'), ''), 'on')::boolean
+$$;
+
 CREATE OR REPLACE FUNCTION safeguard._apply_isolation(
     tbl regclass, mode text, tenant_column name, fk_column name, parent regclass,
     parent_column name, admin_role name, root regclass
@@ -209,11 +214,7 @@ DECLARE
     anc regclass;
     auto_column name;
 BEGIN
-    -- Read through the library, so the setting exists whatever the session ran before. '' means
-    -- the default (on): when a session's first call into the extension is a helper whose SET
-    -- clause names this setting, PostgreSQL restores it to '' on exit, because the library
-    -- (which defines it) loaded only inside that call.
-    IF NOT coalesce(nullif(safeguard._setting('safeguard.isolation_ddl_hook'), ''), 'on')::boolean THEN
+    IF NOT safeguard._ddl_hook_enabled() THEN
         RETURN;
     END IF;
     FOR t IN
@@ -264,7 +265,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t regclass;
 BEGIN
-    IF NOT coalesce(nullif(safeguard._setting('safeguard.isolation_ddl_hook'), ''), 'on')::boolean THEN
+    IF NOT safeguard._ddl_hook_enabled() THEN
         RETURN;
     END IF;
     FOR t IN

@@ -470,6 +470,7 @@ UPDATE safeguard.rule_registry
 UPDATE safeguard.rule_registry SET undo_ddl = replace(undo_ddl, '''''', '''') WHERE kind = 'scoped_foreign_key';
 DROP EVENT TRIGGER sg_guard_isolation_policies;
 DROP FUNCTION safeguard._on_policy_change();
+DROP FUNCTION safeguard._ddl_hook_enabled();
 DROP FUNCTION safeguard._refuse_widening_policies(regclass);
 DROP FUNCTION safeguard._restrictive_policy_ddl(regclass, name);
 DROP FUNCTION safeguard._widening_policies(regclass);

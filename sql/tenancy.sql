@@ -463,6 +463,16 @@ BEGIN
     DELETE FROM safeguard.tenant_registry r WHERE r.tbl = _remove_isolation.tbl;
 END $$;
 
+-- Whether the DDL event triggers act (safeguard.isolation_ddl_hook). Read through the library,
+-- so the setting exists whatever the session ran before. '' means the default (on): when a
+-- session's first call into the extension is a helper whose SET clause names this setting,
+-- PostgreSQL restores it to '' on exit, because the library (which defines it) loaded only
+-- inside that call.
+CREATE FUNCTION safeguard._ddl_hook_enabled() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(nullif(safeguard._setting('safeguard.isolation_ddl_hook'), ''), 'on')::boolean
+$$;
+
 -- DDL hook: new partitions of isolated tables, and new tables in auto-isolated schemas.
 CREATE FUNCTION safeguard._on_ddl_isolate() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -473,11 +483,7 @@ DECLARE
     anc regclass;
     auto_column name;
 BEGIN
-    -- Read through the library, so the setting exists whatever the session ran before. '' means
-    -- the default (on): when a session's first call into the extension is a helper whose SET
-    -- clause names this setting, PostgreSQL restores it to '' on exit, because the library
-    -- (which defines it) loaded only inside that call.
-    IF NOT coalesce(nullif(safeguard._setting('safeguard.isolation_ddl_hook'), ''), 'on')::boolean THEN
+    IF NOT safeguard._ddl_hook_enabled() THEN
         RETURN;
     END IF;
     FOR t IN
@@ -532,7 +538,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t regclass;
 BEGIN
-    IF NOT coalesce(nullif(safeguard._setting('safeguard.isolation_ddl_hook'), ''), 'on')::boolean THEN
+    IF NOT safeguard._ddl_hook_enabled() THEN
         RETURN;
     END IF;
     FOR t IN

@@ -78,6 +78,9 @@ SELECT set_config('app.tenant', '0000000a-0000-4000-8000-000000000002', false) I
 SELECT safeguard.current_tenant();
 \c - :superuser
 ALTER ROLE sg_fresh_job RESET safeguard.tenant_setting;
+-- safeguard._setting() answers for the extension's own settings only (42704).
+SELECT safeguard._setting('work_mem');
+\echo :LAST_ERROR_SQLSTATE
 
 SET client_min_messages = warning;
 DROP SCHEMA fresh_auto CASCADE;

@@ -8,45 +8,10 @@
 //!
 //! The fixture (table `charts`, keys, the decrypt grant) is created by scripts/client-test.sh.
 
+use crate::params::{Binary, BoxError, Untyped};
 use bytes::BytesMut;
-use std::error::Error;
-use tokio_postgres::types::{Format, IsNull, ToSql, Type, FromSql};
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use uuid::Uuid;
-
-type BoxError = Box<dyn Error + Sync + Send>;
-
-/// A string sent as text to whatever type the server infers: an untyped parameter.
-#[derive(Debug)]
-struct Untyped<'a>(&'a str);
-
-impl ToSql for Untyped<'_> {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        out.extend_from_slice(self.0.as_bytes());
-        Ok(IsNull::No)
-    }
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-    fn encode_format(&self, _: &Type) -> Format {
-        Format::Text
-    }
-    tokio_postgres::types::to_sql_checked!();
-}
-
-/// Bytes sent in binary format to whatever type the server infers (an envelope's binary form).
-#[derive(Debug)]
-struct Binary<'a>(&'a [u8]);
-
-impl ToSql for Binary<'_> {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        out.extend_from_slice(self.0);
-        Ok(IsNull::No)
-    }
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-    tokio_postgres::types::to_sql_checked!();
-}
 
 /// jsonb in its binary wire form: version 1, then the JSON text.
 #[derive(Debug)]

@@ -16,6 +16,7 @@
 //! connection parameters come from PGHOST, PGPORT, PGDATABASE and POOL_TEST_USER.
 
 mod encryption;
+mod params;
 mod ulid_params;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

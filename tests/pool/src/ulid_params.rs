@@ -3,50 +3,15 @@
 //! `OPERATOR(safeguard.=)`, and the server infers the parameter's type from the operator. Until
 //! 0.2.0 the operators lived in schema safeguard and every such query failed with 42883.
 //! - untyped parameters sent as text (what psycopg, asyncpg and JDBC send for strings);
-//! - the same parameters in binary: the 16 bytes, which the type shares with uuid;
+//! - the same parameters in binary: the 16 bytes, which the type shares with uuid (the
+//!   statement is prepared first, so the server's inferred type is checked to be ulid);
 //! - each of the six comparison operators, a join, IN, and the casts an application writes.
 //!
 //! The fixture (table `tickets`) is created by scripts/client-test.sh.
 
-use bytes::BytesMut;
-use std::error::Error;
-use tokio_postgres::types::{Format, IsNull, ToSql, Type};
+use crate::params::{Binary, Untyped};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
-
-type BoxError = Box<dyn Error + Sync + Send>;
-
-/// A ULID as 26 characters of text, for whatever type the server infers.
-#[derive(Debug)]
-struct UlidText<'a>(&'a str);
-
-impl ToSql for UlidText<'_> {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        out.extend_from_slice(self.0.as_bytes());
-        Ok(IsNull::No)
-    }
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-    fn encode_format(&self, _: &Type) -> Format {
-        Format::Text
-    }
-    tokio_postgres::types::to_sql_checked!();
-}
-
-/// A ULID in binary: its 16 big-endian bytes, accepted only for the extension's type.
-#[derive(Debug)]
-struct UlidBinary([u8; 16]);
-
-impl ToSql for UlidBinary {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        out.extend_from_slice(&self.0);
-        Ok(IsNull::No)
-    }
-    fn accepts(ty: &Type) -> bool {
-        ty.name() == "ulid" && ty.schema() == "safeguard"
-    }
-    tokio_postgres::types::to_sql_checked!();
-}
 
 pub async fn comparisons(client: &tokio_postgres::Client) -> Result<String, String> {
     let fail = |what: &str, e: tokio_postgres::Error| match e.as_db_error() {
@@ -75,17 +40,17 @@ pub async fn comparisons(client: &tokio_postgres::Client) -> Result<String, Stri
         if statement.params()[0].name() != "ulid" {
             return Err(format!("ulid parameters: {sql}: parameter inferred as {}", statement.params()[0]));
         }
-        let as_text: i64 = client.query_one(&statement, &[&UlidText(&text)]).await.map_err(|e| fail(&sql, e))?.get(0);
+        let as_text: i64 = client.query_one(&statement, &[&Untyped(&text)]).await.map_err(|e| fail(&sql, e))?.get(0);
         let as_binary: i64 =
-            client.query_one(&statement, &[&UlidBinary(*bytes.as_bytes())]).await.map_err(|e| fail(&sql, e))?.get(0);
+            client.query_one(&statement, &[&Binary(bytes.as_bytes())]).await.map_err(|e| fail(&sql, e))?.get(0);
         if as_text != want || as_binary != want {
             return Err(format!("ulid parameters: {sql}: {as_text} (text), {as_binary} (binary), want {want}"));
         }
         checked.push(op);
     }
     let probes: [(&str, &str, &(dyn ToSql + Sync), i64); 5] = [
-        ("a self-join", "SELECT count(*) FROM tickets a JOIN tickets b USING (id) WHERE a.id >= $1", &UlidText(&text), 11),
-        ("IN", "SELECT count(*) FROM tickets WHERE id IN ($1, $1)", &UlidText(&text), 1),
+        ("a self-join", "SELECT count(*) FROM tickets a JOIN tickets b USING (id) WHERE a.id >= $1", &Untyped(&text), 11),
+        ("IN", "SELECT count(*) FROM tickets WHERE id IN ($1, $1)", &Untyped(&text), 1),
         ("a uuid parameter", "SELECT count(*) FROM tickets WHERE id::uuid = $1", &bytes, 1),
         ("a uuid parameter cast to ulid", "SELECT count(*) FROM tickets WHERE id = $1::uuid::safeguard.ulid", &bytes, 1),
         ("a text parameter cast to ulid", "SELECT count(*) FROM tickets WHERE id = $1::text::safeguard.ulid", &text, 1),
