@@ -24,7 +24,7 @@ install: setup
 run: install
 	scripts/cluster.sh start
 	scripts/demo.sh
-	@source scripts/common.sh && echo && echo "Connect with:  $$CONNECT_HINT" && echo "Stop with:     make stop"
+	@source scripts/common.sh && echo && echo "Connect with:  $$CONNECT_HINT" && echo "Stop with:     make stop$${PG:+ PG=$$PG}"
 
 stop:
 	scripts/cluster.sh stop
