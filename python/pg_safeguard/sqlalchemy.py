@@ -1,0 +1,125 @@
+"""SQLAlchemy 2 (sync and asyncio engines): the request context on every transaction, and column
+types for the extension's types.
+
+::
+
+    engine = create_engine("postgresql+psycopg://app@db/clinic")
+    pg_safeguard.sqlalchemy.install(engine)          # or an AsyncEngine (asyncpg, psycopg)
+
+    with pg_safeguard.request_context(tenant_id=tenant, actor_id=user, request_id=rid):
+        with Session(engine) as session:             # each transaction begins with set_context
+            session.scalars(select(Patient)).all()
+
+``install`` listens to the engine's ``begin`` event: the first thing each transaction runs is
+``safeguard.set_context(...)`` with the context of the code that opened it, or nothing when no
+context is set (the database then sees none: isolated tables give no rows). The database keeps the
+context for that transaction only, so pooled connections never carry it further.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from sqlalchemy import Text, cast, event, func, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import LargeBinary, UserDefinedType
+
+from .context import current_context
+
+_SET_CONTEXT = text(
+    "SELECT safeguard.set_context(CAST(:tenant_id AS uuid), CAST(:actor_id AS uuid), "
+    "CAST(:impersonator_id AS uuid), CAST(:request_id AS text))"
+)
+
+
+def _set_context_on_begin(conn: Connection) -> None:
+    context = current_context()
+    if context is None:
+        return
+    tenant_id, actor_id, impersonator_id, request_id = context.params()
+    conn.execute(
+        _SET_CONTEXT,
+        {"tenant_id": tenant_id, "actor_id": actor_id, "impersonator_id": impersonator_id, "request_id": request_id},
+    )
+
+
+def install(engine: Any) -> Any:
+    """Makes every transaction of ``engine`` (an ``Engine`` or an ``AsyncEngine``) begin with the
+    current request context. Idempotent; returns the engine."""
+    target: Engine = getattr(engine, "sync_engine", engine)
+    if not event.contains(target, "begin", _set_context_on_begin):
+        event.listen(target, "begin", _set_context_on_begin)
+    return engine
+
+
+def ulid_primary_key(**kwargs: Any) -> Any:
+    """A native ``uuid`` primary key filled by ``safeguard.ulid()`` in the database (time-ordered,
+    a valid UUIDv7): ``id: Mapped[uuid.UUID] = ulid_primary_key()``."""
+    return mapped_column(UUID(as_uuid=True), primary_key=True, server_default=text("safeguard.ulid()"), **kwargs)
+
+
+class _ExtensionType(UserDefinedType):
+    """A type of the extension, bound through a cast from a type every driver sends (text,
+    bytea), so no driver needs a codec for it, and read back as text."""
+
+    cache_ok = True
+    sql_name = ""
+    bind_as: Any = Text
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.sql_name
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return cast(cast(bindvalue, self.bind_as), self)
+
+    def column_expression(self, colexpr: Any) -> Any:
+        return cast(colexpr, Text)
+
+
+class Ulid(_ExtensionType):
+    """The 16-byte ``safeguard.ulid`` type; values are 26-character ULID strings in Python."""
+
+    sql_name = "safeguard.ulid"
+    cache_ok = True  # SQLAlchemy reads it from each class itself
+
+
+class EncryptedText(_ExtensionType):
+    """``safeguard.encrypted_text``: write plain ``str``; reads return the envelope
+    (``sgenc:...``), never plaintext. Read plaintext with ``decrypted(column)`` (a role granted
+    ``safeguard.decrypt``) or through a decrypted view."""
+
+    sql_name = "safeguard.encrypted_text"
+    cache_ok = True  # SQLAlchemy reads it from each class itself
+
+
+class EncryptedBytes(_ExtensionType):
+    """``safeguard.encrypted_bytea``: write ``bytes``; reads return the envelope text."""
+
+    sql_name = "safeguard.encrypted_bytea"
+    cache_ok = True  # SQLAlchemy reads it from each class itself
+    bind_as = LargeBinary
+
+
+class EncryptedJSON(_ExtensionType):
+    """``safeguard.encrypted_jsonb``: write any JSON-serialisable value; reads return the envelope."""
+
+    sql_name = "safeguard.encrypted_jsonb"
+    cache_ok = True  # SQLAlchemy reads it from each class itself
+    bind_as = JSONB
+
+    def bind_processor(self, dialect: Any) -> Any:
+        return lambda value: None if value is None else json.dumps(value)
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return cast(cast(cast(bindvalue, Text), JSONB), self)
+
+
+def decrypted(column: Any) -> ColumnElement[Any]:
+    """``safeguard.decrypt(column)``: the plaintext, for roles granted it (42501 otherwise)."""
+    kind = getattr(column, "type", None)
+    result_type: Optional[Any] = {EncryptedBytes: LargeBinary, EncryptedJSON: JSONB}.get(type(kind), Text)
+    return func.safeguard.decrypt(column, type_=result_type)

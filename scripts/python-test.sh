@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The Python package (python/, importable as pg_safeguard) against the running throwaway
+# cluster: a virtual environment under target/ with the pinned test requirements
+# (python/requirements-test.txt) and the package installed from its source, a fixture database
+# (python/tests/python_fixture.sql), then pytest: SQLAlchemy 2 sync (psycopg 3) and asyncio
+# (asyncpg), psycopg_pool and asyncpg pools, thousands of concurrent requests for random tenants,
+# encrypted columns through bound parameters, the lint helper.
+source "$(dirname "$0")/common.sh"
+say "Python package: SQLAlchemy, psycopg and asyncpg (python/tests)"
+venv=$ROOT/target/python-venv
+if [ ! -x "$venv/bin/pytest" ] || ! cmp -s "$ROOT/python/requirements-test.txt" "$venv/requirements-test.txt"; then
+    python3 -m venv --clear "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/python/requirements-test.txt"
+    cp "$ROOT/python/requirements-test.txt" "$venv/requirements-test.txt"
+fi
+# The package from the working tree, every time (it is small and has no dependencies).
+"$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$ROOT/python"
+
+db=safeguard_python
+fresh_database "$db"
+"${PSQL[@]}" -q -d "$db" -f "$ROOT/python/tests/python_fixture.sql" >/dev/null
+# pytest runs as the invoking user; its clients connect over the cluster's socket with trust.
+cd "$ROOT/python/tests"
+SAFEGUARD_PY_DB=$db "$venv/bin/python" -m pytest -q -p no:cacheprovider
