@@ -19,10 +19,10 @@ context for that transaction only, so pooled connections never carry it further.
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any, List, Optional
 
-from sqlalchemy import Text, cast, event, func, text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, cast, event, func, inspect, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.sql.elements import ColumnElement
@@ -123,3 +123,49 @@ def decrypted(column: Any) -> ColumnElement[Any]:
     kind = getattr(column, "type", None)
     result_type: Optional[Any] = {EncryptedBytes: LargeBinary, EncryptedJSON: JSONB}.get(type(kind), Text)
     return func.safeguard.decrypt(column, type_=result_type)
+
+
+# The audit log, for reading. Its own MetaData: it is the extension's table, so it never enters
+# an application's metadata (nor an Alembic autogenerate of it). The database refuses writes to
+# it from anyone; roles see the entries of the current tenant.
+audit_metadata = MetaData(schema="safeguard")
+audit_log = Table(
+    "audit_log",
+    audit_metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("occurred_at", DateTime(timezone=True)),
+    Column("tenant_id", UUID(as_uuid=True)),
+    Column("actor_id", UUID(as_uuid=True)),
+    Column("impersonator_id", UUID(as_uuid=True)),
+    Column("request_id", Text),
+    Column("db_user", Text),
+    Column("application_name", Text),
+    Column("txid", BigInteger),
+    Column("table_schema", Text),
+    Column("table_name", Text),
+    Column("operation", Text),
+    Column("record_id", JSONB),
+    Column("old_data", JSONB),
+    Column("new_data", JSONB),
+    Column("changed_columns", ARRAY(Text)),
+)
+
+
+def history(session: Any, obj: Any) -> List[Any]:
+    """The audit entries of one mapped object, oldest first (``safeguard.audit_history``): its
+    table and primary key identify the record, through updates of its other columns."""
+    state = inspect(obj)
+    table = state.mapper.local_table
+    # The log names a record by its primary key's column names and values, as JSON.
+    key = {column.name: value for column, value in zip(state.mapper.primary_key, state.identity or ())}
+    if not key:
+        raise ValueError("the object has no identity yet: flush or load it first")
+    rows = session.execute(
+        text(
+            "SELECT * FROM safeguard.audit_history("
+            "CAST(concat_ws('.', quote_ident(CAST(:schema AS text)), quote_ident(CAST(:table AS text))) AS regclass), "
+            "CAST(:record_id AS jsonb)) ORDER BY occurred_at, id"
+        ),
+        {"schema": table.schema, "table": table.name, "record_id": json.dumps(key, default=str)},
+    )
+    return list(rows)

@@ -153,3 +153,25 @@ def test_async_engine_with_asyncpg_thousands_of_requests():
 
     foreign, empty, count = asyncio.run(run())
     assert foreign == [] and empty == [] and count == 0
+
+
+def test_history_of_an_object(engine):
+    from pg_safeguard.sqlalchemy import audit_log, history
+
+    tenant, actor = TENANTS[3], uuid.uuid4()
+    with pg_safeguard.request_context(tenant_id=tenant, actor_id=actor, request_id="req-history"):
+        with Session(engine) as session:
+            visit = Visit(tenant_id=tenant, note="first")
+            session.add(visit)
+            session.commit()
+            visit.note = "second"
+            session.commit()
+            entries = history(session, visit)
+            # The log is readable as a table too; writes to it are refused by the database.
+            logged = session.execute(select(sa.func.count()).select_from(audit_log)
+                                     .where(audit_log.c.request_id == "req-history")).scalar_one()
+            with pytest.raises(DBAPIError):
+                session.execute(audit_log.delete().where(audit_log.c.request_id == "req-history"))
+    assert [e.operation for e in entries] == ["INSERT", "UPDATE"]
+    assert entries[1].changed_columns == ["note"] and all(e.actor_id == actor for e in entries)
+    assert logged == 2
