@@ -17,7 +17,6 @@ new_bin=$(pg_bindir "$new")
 old_port=$((PG_PORT + 20))
 new_port=$((PG_PORT + 21))
 sockets=$work/run
-as_run_user rm -rf "$work" 2>/dev/null || true
 rm -rf "$work"
 make_run_user_dir "$work"
 make_run_user_dir "$sockets"
