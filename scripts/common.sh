@@ -50,6 +50,8 @@ fi
 # Each major's throwaway cluster has its own port: the manifest's for the default major, the
 # next ones for the others (28816 for 16, and so on).
 PG_PORT=$(( $(manifest cluster port) + PG_MAJOR - DEFAULT_MAJOR ))
+# PgBouncer in front of it during the client tests (scripts/pgbouncer.sh): 100 ports further.
+BOUNCER_PORT=$(( PG_PORT + 100 ))
 
 if [ "$(id -u)" = 0 ]; then
     RUN_USER=$(manifest cluster os_user)

@@ -4,7 +4,8 @@
 # (python/requirements-test.txt) and the package installed from its source, a fixture database
 # (python/tests/python_fixture.sql), then pytest: SQLAlchemy 2 sync (psycopg 3) and asyncio
 # (asyncpg), psycopg_pool and asyncpg pools, thousands of concurrent requests for random tenants,
-# encrypted columns through bound parameters, the lint helper.
+# encrypted columns through bound parameters, the lint helper; the round trips the context costs;
+# the pooled tests again through PgBouncer in transaction mode.
 source "$(dirname "$0")/common.sh"
 say "Python package: SQLAlchemy, psycopg and asyncpg (python/tests)"
 venv=$ROOT/target/python-venv
@@ -19,6 +20,12 @@ fi
 db=safeguard_python
 fresh_database "$db"
 "${PSQL[@]}" -q -d "$db" -f "$ROOT/python/tests/python_fixture.sql" >/dev/null
-# pytest runs as the invoking user; its clients connect over the cluster's socket with trust.
-cd "$ROOT/python/tests"
-SAFEGUARD_PY_DB=$db "$venv/bin/python" -m pytest -q -p no:cacheprovider
+# PgBouncer in transaction mode in front of the cluster for tests/test_pgbouncer.py, with the
+# one-server-connection alias of the test database.
+"$ROOT/scripts/pgbouncer.sh" stop
+"$ROOT/scripts/pgbouncer.sh" start "$db"
+trap '"$ROOT/scripts/pgbouncer.sh" stop' EXIT
+# pytest runs as the invoking user; its clients connect over the cluster's socket with trust, or
+# through PgBouncer.
+(cd "$ROOT/python/tests" &&
+    SAFEGUARD_PY_DB=$db SAFEGUARD_PGBOUNCER_PORT=$BOUNCER_PORT "$venv/bin/python" -m pytest -q -p no:cacheprovider)

@@ -12,6 +12,8 @@ if [ -z "$CUSTOM_PG_CONFIG" ]; then
         "postgresql-$DEFAULT_MAJOR" "postgresql-server-dev-$DEFAULT_MAJOR" postgresql-contrib
         # An independent AES-GCM (OpenSSL) for the envelope test vector and the key-leak test.
         python3 python3-cryptography
+        # The client tests: PgBouncer in transaction mode, node-postgres.
+        pgbouncer nodejs
     )
 fi
 missing=()
