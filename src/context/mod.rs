@@ -4,6 +4,7 @@
 //! and a pooled connection never carries one request's context into the next.
 
 pub mod parse;
+mod scope;
 
 use crate::error::{OrReport, SafeguardError};
 use crate::gucs;
@@ -40,7 +41,9 @@ pub fn is_custom_setting_name(name: &[u8]) -> bool {
 /// has is not written again: that keeps set_context() as cheap as one set_config() call when
 /// most of the context stays empty.
 fn set_local(name: &CStr, value: &CStr) {
-    if read_setting(name).unwrap_or_default() == value.to_bytes() {
+    // Only the extension's own settings: an adopted one holding the same value may hold it for
+    // the session, and this write is what makes it the transaction's.
+    if gucs::own_context_value(name).is_some_and(|current| current.unwrap_or_default() == value.to_bytes()) {
         return;
     }
     // SAFETY: both strings are valid and NUL-terminated; errors are raised as PostgreSQL errors.
@@ -71,7 +74,9 @@ fn as_cstr(value: &[u8; 37]) -> &CStr {
     CStr::from_bytes_until_nul(value).unwrap_or(c"")
 }
 
-/// The raw text of a setting, if it exists and is set.
+/// The raw text of a setting, if it exists and is set. An application's own setting (adopted
+/// with safeguard.tenant_setting or actor_setting) counts only when its value was written for
+/// this transaction: a session-level value is an error, never a context.
 fn read_setting(name: &CStr) -> Option<&'static [u8]> {
     if let Some(value) = gucs::own_context_value(name) {
         return value;
@@ -79,7 +84,27 @@ fn read_setting(name: &CStr) -> Option<&'static [u8]> {
     // SAFETY: GetConfigOption returns NULL or a string owned by the GUC machinery, valid until
     // the setting changes; callers copy what they need before running any other code.
     let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
-    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_bytes())
+    let value = (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_bytes());
+    if value.is_some_and(|value| !value.is_empty()) && !scope::value_ends_with_transaction(name) {
+        Err::<(), _>(session_level_setting(name)).or_report();
+    }
+    value
+}
+
+fn session_level_setting(name: &CStr) -> SafeguardError {
+    let name = name.to_string_lossy();
+    SafeguardError::new(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("setting \"{name}\" holds a value for the whole session, not for this transaction"),
+    )
+    .with_detail(
+        "A value written by SET, set_config(..., false) or ALTER ROLE/DATABASE ... SET stays on the \
+         connection after COMMIT, and a connection pool would hand it to the next request.",
+    )
+    .with_hint(format!(
+        "Write it inside each transaction with set_config('{name}', ..., true) or SET LOCAL, or \
+         call safeguard.set_context(); RESET {name} clears the session's value."
+    ))
 }
 
 struct MalformedSetting<'a> {

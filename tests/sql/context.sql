@@ -121,6 +121,39 @@ SELECT set_config('app.current_user_id', '0000000b-0000-4000-8000-00000000000', 
 SELECT safeguard.current_actor();
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
+-- A session-level value of the adopted setting would stay on a pooled connection after COMMIT
+-- and reach the next request: an error (42501) however it was written, until it is reset.
+SET app.current_tenant_id = '0000000b-0000-4000-8000-000000000002';
+SELECT safeguard.current_tenant();
+\echo :LAST_ERROR_SQLSTATE
+SELECT set_config('app.current_tenant_id', '0000000b-0000-4000-8000-000000000002', false) IS NOT NULL AS set;
+SELECT safeguard.current_tenant();
+\echo :LAST_ERROR_SQLSTATE
+-- A transaction-local value over it counts for its transaction, and so does set_context().
+BEGIN;
+SET LOCAL app.current_tenant_id = '0000000c-0000-4000-8000-000000000003';
+SELECT safeguard.current_tenant() AS local_over_session;
+COMMIT;
+BEGIN;
+SELECT safeguard.set_context('0000000d-0000-4000-8000-000000000004');
+SELECT safeguard.current_tenant() AS set_context_over_session;
+COMMIT;
+SELECT safeguard.current_tenant();
+\echo :LAST_ERROR_SQLSTATE
+RESET app.current_tenant_id;
+SELECT safeguard.current_tenant() AS after_reset;
+-- A session-level SET inside a transaction (it would survive the COMMIT), even over SET LOCAL.
+BEGIN;
+SET LOCAL app.current_tenant_id = '0000000c-0000-4000-8000-000000000003';
+SET app.current_tenant_id = '0000000b-0000-4000-8000-000000000002';
+SELECT safeguard.current_tenant();
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+-- A function's SET clause ends with the function.
+CREATE FUNCTION pg_temp.tenant_of_function() RETURNS uuid LANGUAGE sql
+    SET app.current_tenant_id = '0000000e-0000-4000-8000-000000000005'
+    AS 'SELECT safeguard.current_tenant()';
+SELECT pg_temp.tenant_of_function() AS function_set_clause, safeguard.current_tenant() AS after_function;
 -- The *_setting names are superuser-only (42501) and must name a custom setting (22023).
 SET ROLE sg_ctx_app;
 SET safeguard.tenant_setting = 'my.own_setting';

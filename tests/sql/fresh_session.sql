@@ -74,9 +74,19 @@ SELECT safeguard.current_tenant() IS NULL AS no_tenant;
 -- An adopted setting named with ALTER ROLE ... SET reaches current_tenant() in a new session.
 ALTER ROLE sg_fresh_job SET safeguard.tenant_setting = 'app.tenant';
 \c - sg_fresh_job
-SELECT set_config('app.tenant', '0000000a-0000-4000-8000-000000000002', false) IS NOT NULL AS set;
+BEGIN;
+SELECT set_config('app.tenant', '0000000a-0000-4000-8000-000000000002', true) IS NOT NULL AS set;
 SELECT safeguard.current_tenant();
+COMMIT;
+-- A value of the adopted setting given to the role as a default is a session's value: an error
+-- (42501) in the first statement of a new session, as in any other.
 \c - :superuser
+ALTER ROLE sg_fresh_job SET app.tenant = '0000000a-0000-4000-8000-000000000002';
+\c - sg_fresh_job
+SELECT safeguard.current_tenant();
+\echo :LAST_ERROR_SQLSTATE
+\c - :superuser
+ALTER ROLE sg_fresh_job RESET app.tenant;
 ALTER ROLE sg_fresh_job RESET safeguard.tenant_setting;
 -- safeguard._setting() answers for the extension's own settings only (42704).
 SELECT safeguard._setting('work_mem');
