@@ -25,6 +25,7 @@ pub fn ends_with_transaction(top_of_stack: Option<pg_sys::GucStackState::Type>) 
 }
 
 /// Order of setting names in PostgreSQL's sorted list: ASCII case-insensitive (guc.c).
+#[cfg(any(feature = "pg15", test))]
 fn compare_setting_names(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     a.iter()
         .map(u8::to_ascii_lowercase)
@@ -50,7 +51,7 @@ unsafe fn find_setting(name: &CStr) -> *mut pg_sys::config_generic {
 
 #[cfg(not(feature = "pg15"))]
 unsafe fn find_setting(name: &CStr) -> *mut pg_sys::config_generic {
-    pg_sys::find_option(name.as_ptr(), false, true, pg_sys::ERROR as i32)
+    pg_sys::find_option(name.as_ptr(), false, true, pgrx::PgLogLevel::ERROR as i32)
 }
 
 /// True when `name`'s current value was written in this transaction and ends with it. In a
