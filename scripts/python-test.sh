@@ -20,6 +20,10 @@ fi
 db=safeguard_python
 fresh_database "$db"
 "${PSQL[@]}" -q -d "$db" -f "$ROOT/python/tests/python_fixture.sql" >/dev/null
+# An empty database for the Alembic tests: the extension, and the owner may create tables.
+fresh_database "${db}_alembic"
+"${PSQL[@]}" -q -d "${db}_alembic" -c "SET client_min_messages = warning" -c "CREATE EXTENSION pg_safeguard" \
+    -c "GRANT CREATE ON SCHEMA public TO sg_py_owner"
 # PgBouncer in transaction mode in front of the cluster for tests/test_pgbouncer.py, with the
 # one-server-connection alias of the test database.
 "$ROOT/scripts/pgbouncer.sh" stop
@@ -28,4 +32,4 @@ trap '"$ROOT/scripts/pgbouncer.sh" stop' EXIT
 # pytest runs as the invoking user; its clients connect over the cluster's socket with trust, or
 # through PgBouncer.
 (cd "$ROOT/python/tests" &&
-    SAFEGUARD_PY_DB=$db SAFEGUARD_PGBOUNCER_PORT=$BOUNCER_PORT "$venv/bin/python" -m pytest -q -p no:cacheprovider)
+    SAFEGUARD_PY_DB=$db SAFEGUARD_ALEMBIC_DB=${db}_alembic SAFEGUARD_PGBOUNCER_PORT=$BOUNCER_PORT "$venv/bin/python" -m pytest -q -p no:cacheprovider)

@@ -23,6 +23,7 @@ from typing import Any, List, Optional
 
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, cast, event, func, inspect, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import base as postgresql_base
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.sql.elements import ColumnElement
@@ -116,6 +117,12 @@ class EncryptedJSON(_ExtensionType):
 
     def bind_expression(self, bindvalue: Any) -> Any:
         return cast(cast(cast(bindvalue, Text), JSONB), self)
+
+
+# Reflection (Alembic autogenerate, Table(..., autoload_with=...)) knows the extension's types by
+# the names PostgreSQL prints for them, instead of warning and reading them as NullType.
+for _type in (Ulid, EncryptedText, EncryptedBytes, EncryptedJSON):
+    postgresql_base.ischema_names[_type.sql_name] = _type
 
 
 def decrypted(column: Any) -> ColumnElement[Any]:
