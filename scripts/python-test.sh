@@ -33,3 +33,18 @@ trap '"$ROOT/scripts/pgbouncer.sh" stop' EXIT
 # through PgBouncer.
 (cd "$ROOT/python/tests" &&
     SAFEGUARD_PY_DB=$db SAFEGUARD_ALEMBIC_DB=${db}_alembic SAFEGUARD_PGBOUNCER_PORT=$BOUNCER_PORT "$venv/bin/python" -m pytest -q -p no:cacheprovider)
+
+say "the example application (examples/python): migration, API, job, lint"
+example_db=safeguard_example
+"${PSQL[@]}" -q -c "SET client_min_messages = warning" -c "DO \$\$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'clinic_example_owner') THEN
+            CREATE ROLE clinic_example_owner LOGIN NOSUPERUSER NOBYPASSRLS; END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'clinic_example_app') THEN
+            CREATE ROLE clinic_example_app LOGIN NOSUPERUSER NOBYPASSRLS; END IF;
+    END \$\$"
+fresh_database "$example_db"
+# What a DBA does once: the extension, and a schema the migrations' role may create tables in.
+"${PSQL[@]}" -q -d "$example_db" -c "SET client_min_messages = warning" -c "CREATE EXTENSION pg_safeguard" \
+    -c "GRANT CREATE ON SCHEMA public TO clinic_example_owner"
+(cd "$ROOT/examples/python" &&
+    SAFEGUARD_EXAMPLE_DB=$example_db "$venv/bin/python" -m pytest -q -p no:cacheprovider test_clinic.py)

@@ -428,11 +428,16 @@ def autogenerate_options(connection: Any) -> Dict[str, Any]:
     on the key alone. Policies, triggers and check constraints are not compared by Alembic.
 
     Reads the scoped keys from ``safeguard.rule_registry`` once, through ``connection``."""
+    # Read without leaving a transaction open: Alembic's own begin_transaction() must start it,
+    # or the migration it runs would never be committed.
+    had_transaction = connection.in_transaction()
     rows = connection.execute(text(
         "SELECT c.relname, n.nspname, r.name FROM safeguard.rule_registry r "
         "JOIN pg_class c ON c.oid = r.tbl JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE r.kind = 'scoped_foreign_key'"))
     scoped = {(table, key) for table, _, key in rows}
+    if not had_transaction:
+        connection.rollback()
 
     def include_name(name: Optional[str], type_: str, parent_names: Dict[str, Any]) -> bool:
         if type_ == "schema":

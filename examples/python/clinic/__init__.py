@@ -1,0 +1,1 @@
+"""The demo clinic (examples/clinic.sql) as a Python application on pg_safeguard."""
