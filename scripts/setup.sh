@@ -31,6 +31,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# Debian's nodejs comes without npm (NodeSource's includes it): the node-postgres test needs it.
+if [ -z "$CUSTOM_PG_CONFIG" ] && ! command -v npm >/dev/null; then
+    say "installing Debian package: npm"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm
+fi
+
 if [ -z "$CUSTOM_PG_CONFIG" ]; then
     debian_config=$(pg_bindir "$DEFAULT_MAJOR")/pg_config
     [ -x "$debian_config" ] || die "$debian_config not found after installing postgresql-server-dev-$DEFAULT_MAJOR"

@@ -5,7 +5,8 @@
 #           every statement logged, the golden SQL tests, the demo, the pg_dump/pg_restore round
 #           trip, ALTER EXTENSION UPDATE from every kept release, and the search of the server
 #           log for key bytes;
-#   --full: also the connection-pool client test, the Python package's tests, the audit and
+#   --full: also the connection-pool client test, the Python package's tests and example
+#           application (with PgBouncer), the node-postgres smoke test, the audit and
 #           maintain_count concurrency
 #           tests, maintain_count on a logical replication subscriber and the
 #           shared_preload_libraries set-up (scripts/test-all.sh runs them on the oldest and the
@@ -20,7 +21,7 @@ scripts/install.sh
 scripts/cluster.sh start
 scripts/key-leak-test.sh start
 scripts/regress.sh
-if $full; then scripts/client-test.sh; scripts/python-test.sh; fi
+if $full; then scripts/client-test.sh; scripts/python-test.sh; scripts/node-test.sh; fi
 scripts/demo.sh >/dev/null
 scripts/dump-test.sh
 scripts/upgrade-test.sh
