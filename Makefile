@@ -33,8 +33,9 @@ stop:
 # installed and, with every statement logged, the golden SQL tests, the demo, a pg_dump/pg_restore
 # round trip, ALTER EXTENSION UPDATE from every kept release, and a search of the server log for
 # key bytes. On the oldest and the newest major also the connection-pool client test, the Python
-# package's tests and example application (also through PgBouncer), the node-postgres smoke test, the audit and maintain_count concurrency tests, maintain_count on a logical
-# replication subscriber and the shared_preload_libraries set-up. Then pg_upgrade from the oldest
+# package's tests and example application (also through PgBouncer), the node-postgres smoke test,
+# the audit and maintain_count concurrency tests, maintain_count on a logical replication
+# subscriber and the shared_preload_libraries set-up. Then pg_upgrade from the oldest
 # to the newest major, and the Debian package of the Debian-packaged major installed, used and
 # removed.
 # (scripts/test-all.sh; PG=N: every layer on that major alone.)
