@@ -15,7 +15,8 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     engine = create_engine(os.environ["CLINIC_OWNER_URL"])
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True,
+                          **pg_safeguard.alembic.autogenerate_options(connection))
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
