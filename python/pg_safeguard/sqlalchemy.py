@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 from typing import Any, List, Optional
 
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, cast, event, func, inspect, text
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, cast, event, func, inspect, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.dialects.postgresql import base as postgresql_base
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import mapped_column, registry
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import LargeBinary, UserDefinedType
 
@@ -158,21 +158,44 @@ audit_log = Table(
 )
 
 
-def history(session: Any, obj: Any) -> List[Any]:
-    """The audit entries of one mapped object, oldest first (``safeguard.audit_history``): its
-    table and primary key identify the record, through updates of its other columns."""
+class AuditEntry:
+    """One entry of the audit log, mapped (on ``audit_log``) for ORM queries:
+    ``session.scalars(select(AuditEntry).where(AuditEntry.request_id == rid))``. Read-only: a
+    flush that would insert, update or delete one raises before reaching the database (which
+    refuses it anyway)."""
+
+    id: Any
+    operation: str
+
+    def __repr__(self) -> str:
+        return f"<AuditEntry {self.operation} {self.table_schema}.{self.table_name} {self.record_id} at {self.occurred_at}>"
+
+
+_audit_registry = registry(metadata=audit_metadata)
+_audit_registry.map_imperatively(AuditEntry, audit_log)
+
+
+def _refuse_write(mapper: Any, connection: Any, target: Any) -> None:
+    raise TypeError("the audit log is written by the database's triggers only: AuditEntry is read-only")
+
+
+for _event in ("before_insert", "before_update", "before_delete"):
+    event.listen(AuditEntry, _event, _refuse_write)
+
+
+def history(session: Any, obj: Any) -> List[AuditEntry]:
+    """The audit entries of one mapped object, oldest first (``safeguard.audit_history``), as
+    ``AuditEntry`` objects: its table and primary key identify the record, through updates of
+    its other columns."""
     state = inspect(obj)
     table = state.mapper.local_table
     # The log names a record by its primary key's column names and values, as JSON.
     key = {column.name: value for column, value in zip(state.mapper.primary_key, state.identity or ())}
     if not key:
         raise ValueError("the object has no identity yet: flush or load it first")
-    rows = session.execute(
-        text(
-            "SELECT * FROM safeguard.audit_history("
-            "CAST(concat_ws('.', quote_ident(CAST(:schema AS text)), quote_ident(CAST(:table AS text))) AS regclass), "
-            "CAST(:record_id AS jsonb)) ORDER BY occurred_at, id"
-        ),
-        {"schema": table.schema, "table": table.name, "record_id": json.dumps(key, default=str)},
-    )
-    return list(rows)
+    query = text(
+        "SELECT * FROM safeguard.audit_history("
+        "CAST(concat_ws('.', quote_ident(CAST(:schema AS text)), quote_ident(CAST(:table AS text))) AS regclass), "
+        "CAST(:record_id AS jsonb)) ORDER BY occurred_at, id"
+    ).bindparams(schema=table.schema, table=table.name, record_id=json.dumps(key, default=str))
+    return list(session.scalars(select(AuditEntry).from_statement(query)))

@@ -175,3 +175,29 @@ def test_history_of_an_object(engine):
     assert [e.operation for e in entries] == ["INSERT", "UPDATE"]
     assert entries[1].changed_columns == ["note"] and all(e.actor_id == actor for e in entries)
     assert logged == 2
+
+
+def test_audit_entries_as_a_read_only_model(engine):
+    from pg_safeguard.sqlalchemy import AuditEntry
+
+    tenant = TENANTS[6]
+    with pg_safeguard.request_context(tenant_id=tenant, request_id="req-model"):
+        with Session(engine) as session:
+            session.add(Visit(tenant_id=tenant, note="modelled"))
+            session.commit()
+            (entry,) = session.scalars(select(AuditEntry).where(AuditEntry.request_id == "req-model")).all()
+            assert (entry.operation, entry.table_name, entry.tenant_id) == ("INSERT", "visits", tenant)
+            assert entry.new_data["note"] == "modelled"
+            entry.request_id = "forged"
+            with pytest.raises(TypeError, match="read-only"):
+                session.flush()
+            session.rollback()
+            session.delete(session.get(AuditEntry, entry.id))
+            with pytest.raises(TypeError, match="read-only"):
+                session.flush()
+            session.rollback()
+            forged = AuditEntry()
+            forged.id, forged.operation = uuid.uuid4(), "INSERT"
+            session.add(forged)
+            with pytest.raises(TypeError, match="read-only"):
+                session.flush()
