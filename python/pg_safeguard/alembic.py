@@ -24,12 +24,14 @@ model can have works. The helpers are idempotent: running a migration again chan
 The operations work offline too (``alembic upgrade --sql``): the values are rendered as literals.
 
 Undoing a rule helper (``op.drop_rule_of``) finds the rule in ``safeguard.rule_registry`` by the
-DDL the same, idempotent, call returns; where the rule is already gone that call makes it and the
-same statement drops it again, so a downgrade can run twice.
+DDL the same, idempotent, call returns; where the rule is already gone that call makes it again
+and the next statement drops it, so a downgrade can run twice (at the cost of building the rule
+once more).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Optional, Sequence
 
 from alembic.operations import MigrateOperation, Operations
@@ -46,7 +48,8 @@ def _table(key: str) -> str:
 
 
 class SafeguardCall(MigrateOperation):
-    """One call of a pg_safeguard helper: ``SELECT safeguard.<function>(<arguments>)``."""
+    """One call of a pg_safeguard helper: ``SELECT safeguard.<function>(<arguments>)``, its values
+    bound, and the operation that undoes it."""
 
     def __init__(self, function: str, arguments: List[str], values: Dict[str, Any],
                  types: Optional[Dict[str, Any]] = None, undo: Optional["SafeguardCall"] = None) -> None:
@@ -56,16 +59,39 @@ class SafeguardCall(MigrateOperation):
         self.types = types or {}
         self.undo = undo
 
-    def statement(self) -> TextClause:
-        clause = text(f"SELECT safeguard.{self.function}({', '.join(self.arguments)})")
+    def expressions(self) -> List[str]:
+        """What the operation SELECTs, one statement each."""
+        return [f"safeguard.{self.function}({', '.join(self.arguments)})"]
+
+    def statements(self) -> List[TextClause]:
         params = [bindparam(name, value, type_=self.types.get(name, Text if isinstance(value, str) or value is None else None))
                   for name, value in self.values.items()]
-        return clause.bindparams(*params)
+        statements = []
+        for expression in self.expressions():
+            clause = text(f"SELECT {expression}")
+            # Each statement binds the values it names.
+            statements.append(clause.bindparams(*[p for p in params if re.search(rf":{p.key}\b", expression)]))
+        return statements
 
     def reverse(self) -> "SafeguardCall":
         if self.undo is None:
             raise NotImplementedError(f"safeguard.{self.function}() has no inverse operation")
         return self.undo
+
+
+class _DropRuleMadeBy(SafeguardCall):
+    """The undo of a rule helper: the rule whose registry DDL is what the (idempotent) helper
+    returns for the same arguments. Two statements: the helper first — where the rule is already
+    gone it makes it again, and a statement does not see rows it inserted itself — then the drop,
+    with the helper in an uncorrelated subquery (run once; now a no-op returning the same DDL)."""
+
+    def __init__(self, made: SafeguardCall) -> None:
+        super().__init__(made.function, made.arguments, made.values, made.types)
+
+    def expressions(self) -> List[str]:
+        call = super().expressions()[0]
+        return [call, "safeguard.drop_rule(r.tbl, r.name) FROM safeguard.rule_registry r "
+                      f"WHERE r.ddl = (SELECT {call})"]
 
 
 def _names(values: Optional[Sequence[str]]) -> List[str]:
@@ -89,35 +115,17 @@ def _call(function: str, table: str, schema: Optional[str], extra: List[tuple], 
 
 
 def _rule_undo(function: str, table: str, schema: Optional[str], extra: List[tuple]) -> SafeguardCall:
-    """Drops the rule a helper call made: the registry row whose DDL is what the (idempotent)
-    call returns. Calling it again where the rule is gone makes it and drops it: no change."""
-    made = _call(function, table, schema, extra)
-    lookup = (f"(SELECT safeguard.drop_rule(r.tbl, r.name) FROM safeguard.rule_registry r "
-              f"WHERE r.tbl = {_table('tbl')} AND r.ddl = safeguard.{function}({', '.join(made.arguments)}))")
-    return _RawCall(lookup, made.values, made.types)
-
-
-class _RawCall(SafeguardCall):
-    """A SELECT of an expression over the same bound values (the undo of a rule helper)."""
-
-    def __init__(self, expression: str, values: Dict[str, Any], types: Dict[str, Any]) -> None:
-        super().__init__("", [], values, types)
-        self.expression = expression
-
-    def statement(self) -> TextClause:
-        clause = text(f"SELECT {self.expression}")
-        return clause.bindparams(*[bindparam(n, v, type_=self.types.get(n, Text if isinstance(v, str) or v is None else None))
-                                   for n, v in self.values.items()])
+    return _DropRuleMadeBy(_call(function, table, schema, extra))
 
 
 @Operations.implementation_for(SafeguardCall)
 def _run_call(operations: Operations, operation: SafeguardCall) -> None:
-    statement = operation.statement()
-    if operations.migration_context.as_sql:
-        # Offline (alembic upgrade --sql): the values written into the script as literals.
-        dialect = operations.migration_context.dialect
-        statement = text(str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
-    operations.execute(statement)
+    for statement in operation.statements():
+        if operations.migration_context.as_sql:
+            # Offline (alembic upgrade --sql): the values written into the script as literals.
+            dialect = operations.migration_context.dialect
+            statement = text(str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
+        operations.execute(statement)
 
 
 def _register(name: str):
@@ -207,10 +215,21 @@ class ScopeForeignKeyOp(SafeguardCall):
 def _scoped_key_undo(table: str, schema: Optional[str], constraint_name: str) -> SafeguardCall:
     """The rule of a scoped key bears the key's name; dropping it restores the key. (The parent's
     unique key on (tenant, key) that scope_foreign_key made is a rule of its own, kept: other keys
-    may use it.)"""
-    return _RawCall(f"(SELECT safeguard.drop_rule(r.tbl, r.name) FROM safeguard.rule_registry r WHERE r.tbl = {_table('tbl')} "
-                    "AND r.kind = 'scoped_foreign_key' AND r.name = CAST(:constraint_name AS text))",
-                    {"tbl": table, "tbl_schema": schema, "constraint_name": constraint_name}, {})
+    may use it.) Nothing to do when the rule is gone."""
+    return _Select(f"safeguard.drop_rule(r.tbl, r.name) FROM safeguard.rule_registry r WHERE r.tbl = {_table('tbl')} "
+                   "AND r.kind = 'scoped_foreign_key' AND r.name = CAST(:constraint_name AS text)",
+                   {"tbl": table, "tbl_schema": schema, "constraint_name": constraint_name})
+
+
+class _Select(SafeguardCall):
+    """A SELECT of one expression over bound values."""
+
+    def __init__(self, expression: str, values: Dict[str, Any]) -> None:
+        super().__init__("", [], values)
+        self.expression = expression
+
+    def expressions(self) -> List[str]:
+        return [self.expression]
 
 
 # Audit -----------------------------------------------------------------------------------------
@@ -354,9 +373,7 @@ def _maintain_count_call(parent: str, counter_col: str, child: str, fk_col: str,
     if where is not None:
         call.arguments.append("where_clause => CAST(:where_clause AS text)")
         call.values["where_clause"] = where
-    # The rule is registered on the child table; find it by the DDL the same call returns.
-    call.undo = _RawCall(f"(SELECT safeguard.drop_rule(r.tbl, r.name) FROM safeguard.rule_registry r "
-                         f"WHERE r.ddl = safeguard.maintain_count({', '.join(call.arguments)}))", call.values, call.types)
+    call.undo = _DropRuleMadeBy(call)
     return call
 
 
