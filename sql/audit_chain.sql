@@ -60,98 +60,27 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
         quote_nullable(l.changed_columns::text)), 'UTF8')
 $$;
 
+-- Both are Rust (src/audit/chain.rs: the same encoding and links, computed in one streaming
+-- pass); these wrappers give them the owner's rights. _audit_canonical above stays the reference
+-- encoding, which the tests compare with the Rust one.
 CREATE FUNCTION safeguard.audit_seal() RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    horizon bigint;
-    link bytea;
-    seq bigint;
-    first_seq bigint;
-    entry safeguard.audit_log;
-    sealed bigint := 0;
-BEGIN
-    -- One sealer at a time; writers are never blocked.
-    PERFORM pg_advisory_xact_lock(hashtext('safeguard.audit_seal'));
-    horizon := txid_snapshot_xmin(txid_current_snapshot());
-    SELECT c.link, c.seq INTO link, seq FROM safeguard.audit_chain c ORDER BY c.seq DESC LIMIT 1;
-    IF seq IS NULL THEN
-        -- Everything sealed so far was purged: continue from the last purged link.
-        SELECT p.through_link, p.through_seq INTO link, seq
-          FROM safeguard.audit_purges p ORDER BY p.through_seq DESC LIMIT 1;
-    END IF;
-    link := coalesce(link, decode(repeat('00', 32), 'hex'));
-    seq := coalesce(seq, 0);
-    first_seq := seq + 1;
-    FOR entry IN
-        SELECT l.* FROM safeguard.audit_log l
-         WHERE l.txid < horizon
-           AND NOT EXISTS (SELECT 1 FROM safeguard.audit_chain c WHERE c.log_id = l.id)
-         ORDER BY l.id
-    LOOP
-        seq := seq + 1;
-        link := sha256(link || safeguard._audit_canonical(entry));
-        INSERT INTO safeguard.audit_chain (seq, log_id, link) VALUES (seq, entry.id, link);
-        sealed := sealed + 1;
-    END LOOP;
-    IF sealed > 0 THEN
-        INSERT INTO safeguard.audit_seals (first_seq, last_seq, horizon, entries, last_link)
-        VALUES (first_seq, seq, horizon, sealed, link);
-    END IF;
-    RETURN sealed;
-END $$;
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT safeguard._audit_seal_chain() $$;
 COMMENT ON FUNCTION safeguard.audit_seal() IS
     'Extend the audit hash chain over every entry of a finished transaction not yet sealed; returns how many';
 
+-- The chain is read in its order with the entries joined by id: a nested loop over the log's
+-- primary key follows the log's own order and needs no memory; a hash join of a large chain
+-- spills to disk (measured: 4.9 s against 3.8 s for a million entries).
 CREATE FUNCTION safeguard.audit_verify()
 RETURNS TABLE (ok boolean, rows_checked bigint, first_bad_id uuid, detail text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    link bytea := decode(repeat('00', 32), 'hex');
-    resume_after bigint := 0;
-    chained record;
-    entry safeguard.audit_log;
-    checked bigint := 0;
-    stray uuid;
-BEGIN
-    -- After a purge the chain resumes from the last purged link.
-    SELECT p.through_seq, p.through_link INTO resume_after, link
-      FROM safeguard.audit_purges p ORDER BY p.through_seq DESC LIMIT 1;
-    resume_after := coalesce(resume_after, 0);
-    link := coalesce(link, decode(repeat('00', 32), 'hex'));
-    FOR chained IN SELECT c.seq, c.log_id, c.link FROM safeguard.audit_chain c
-                    WHERE c.seq > resume_after ORDER BY c.seq LOOP
-        SELECT * INTO entry FROM safeguard.audit_log l WHERE l.id = chained.log_id;
-        IF NOT FOUND THEN
-            RETURN QUERY SELECT false, checked, chained.log_id, 'a sealed entry is missing: it was deleted';
-            RETURN;
-        END IF;
-        link := sha256(link || safeguard._audit_canonical(entry));
-        IF link <> chained.link THEN
-            RETURN QUERY SELECT false, checked, chained.log_id,
-                                'a sealed entry does not match its seal: it was modified (or its link was)';
-            RETURN;
-        END IF;
-        checked := checked + 1;
-    END LOOP;
-    -- An entry that claims a transaction which had finished before the last seal, yet was not
-    -- sealed by it, or claims none, or one that has not started yet, was written around the
-    -- triggers (they always record the writing transaction).
-    SELECT l.id INTO stray FROM safeguard.audit_log l
-     WHERE (l.txid IS NULL
-            OR l.txid < (SELECT max(s.horizon) FROM safeguard.audit_seals s)
-            OR l.txid >= txid_snapshot_xmax(txid_current_snapshot()))
-       AND NOT EXISTS (SELECT 1 FROM safeguard.audit_chain c WHERE c.log_id = l.id)
-     ORDER BY l.id LIMIT 1;
-    IF stray IS NOT NULL THEN
-        RETURN QUERY SELECT false, checked, stray,
-                            'an entry that no seal covers claims a transaction that ended before the last seal, none, or one not yet begun: it was inserted out of band';
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT true, checked, NULL::uuid, format('%s sealed entries verified', checked);
-END $$;
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET enable_hashjoin = off SET enable_mergejoin = off
+AS $$ SELECT * FROM safeguard._audit_verify_chain() $$;
 COMMENT ON FUNCTION safeguard.audit_verify() IS
     'Recompute the audit hash chain; report the first entry modified, deleted or inserted out of band';
 REVOKE ALL ON FUNCTION safeguard.audit_seal(), safeguard.audit_verify() FROM PUBLIC;
+REVOKE ALL ON FUNCTION safeguard._audit_seal_chain(), safeguard._audit_verify_chain() FROM PUBLIC;
 
 CREATE FUNCTION safeguard.audit_purge(older_than interval) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

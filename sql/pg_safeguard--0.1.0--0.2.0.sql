@@ -16,6 +16,29 @@ LANGUAGE c AS 'MODULE_PATHNAME', '_preloaded_wrapper';
 CREATE FUNCTION safeguard."_alter_table_with_unforced_checks"("statement" TEXT) RETURNS void
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c AS 'MODULE_PATHNAME', '_alter_table_with_unforced_checks_wrapper';
+CREATE FUNCTION safeguard."_audit_seal_chain"() RETURNS bigint
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c AS 'MODULE_PATHNAME', '_audit_seal_chain_wrapper';
+CREATE FUNCTION safeguard."_audit_verify_chain"() RETURNS TABLE (
+    "ok" bool,
+    "rows_checked" bigint,
+    "first_bad_id" uuid,
+    "detail" TEXT
+)
+STRICT STABLE PARALLEL UNSAFE
+LANGUAGE c AS 'MODULE_PATHNAME', '_audit_verify_chain_wrapper';
+REVOKE ALL ON FUNCTION safeguard._audit_seal_chain(), safeguard._audit_verify_chain() FROM PUBLIC;
+
+-- The hash chain is extended and checked in Rust (same encoding, same links): audit_seal and
+-- audit_verify become wrappers that give those functions the owner's rights.
+CREATE OR REPLACE FUNCTION safeguard.audit_seal() RETURNS bigint
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT safeguard._audit_seal_chain() $$;
+CREATE OR REPLACE FUNCTION safeguard.audit_verify()
+RETURNS TABLE (ok boolean, rows_checked bigint, first_bad_id uuid, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET enable_hashjoin = off SET enable_mergejoin = off
+AS $$ SELECT * FROM safeguard._audit_verify_chain() $$;
 
 -- safeguard.ulid's comparison operators move to pg_catalog, where every search_path finds them.
 -- The operator classes refer to them by OID and follow.

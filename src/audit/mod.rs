@@ -13,6 +13,7 @@
 //! The log is written as its owner, the extension's owner: application roles can read their
 //! tenant's rows of the log but cannot insert, update or delete any.
 
+mod chain;
 mod changes;
 pub(crate) mod statement;
 
@@ -43,7 +44,7 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../../sql/audit_chain.sql",
     name = "audit_chain",
-    requires = ["audit", _audit_purge_through]
+    requires = ["audit", _audit_purge_through, chain::_audit_seal_chain, chain::_audit_verify_chain]
 );
 
 /// One log row per audited change. The row values arrive as `record` parameters and become JSON

@@ -6,10 +6,45 @@ SELECT safeguard.enable_audit('visits');
 INSERT INTO visits SELECT n, 'visit ' || n FROM generate_series(1, 200) n;
 UPDATE visits SET note = note || ' (seen)' WHERE id <= 20;
 DELETE FROM visits WHERE id > 190;
+-- Entries whose text needs every rule of the canonical encoding: quotes, backslashes, commas and
+-- non-ASCII in the context and the data, an array of names that needs quoting, and (written
+-- out of band by the owner, before the seal) an inet and a time before 1970.
+CREATE TABLE "odd, table" (id int PRIMARY KEY, "a ""quoted"", col" text, "ü" jsonb);
+SELECT safeguard.enable_audit('"odd, table"');
+BEGIN;
+SELECT safeguard.set_context('0000000a-0000-4000-8000-000000000001', NULL, '0000000b-0000-4000-8000-000000000002',
+                             E'req \\ it''s, "ünï" ✓') IS NOT NULL AS context_set;
+SET LOCAL application_name = E'app\\name''s';
+INSERT INTO "odd, table" VALUES (1, E'back\\slash, ''quote''', '{"k": "ü\u00e9\n", "n": 1.50}');
+UPDATE "odd, table" SET "a ""quoted"", col" = NULL, "ü" = '[]' WHERE id = 1;
+COMMIT;
+INSERT INTO safeguard.audit_log (occurred_at, db_user, client_addr, txid, table_schema, table_name, operation, record_id)
+VALUES ('1969-12-31 23:59:59.5+00', current_user, '10.1.2.3/24', txid_current(), 'public', 'odd, table', 'INSERT', '{"id": 2}'),
+       ('2026-11-30 12:00:00.000001+00', current_user, '::1', txid_current(), 'public', 'odd, table', 'DELETE', '{"id": 3}');
 
 -- (Entries of earlier test files in this database are sealed too.)
 SELECT safeguard.audit_seal() >= 241 AS sealed;
 SELECT safeguard.audit_seal() AS sealed_again;
+-- The links the Rust sealer wrote are those of the reference encoding (_audit_canonical, the
+-- 0.1.0 PL/pgSQL chain), link by link.
+DO $$
+DECLARE
+    link bytea := decode(repeat('00', 32), 'hex');
+    chained record;
+    compared bigint := 0;
+    differing bigint := 0;
+BEGIN
+    FOR chained IN SELECT c.link AS stored, l AS entry FROM safeguard.audit_chain c
+                     JOIN safeguard.audit_log l ON l.id = c.log_id ORDER BY c.seq LOOP
+        link := sha256(link || safeguard._audit_canonical(chained.entry));
+        compared := compared + 1;
+        IF link <> chained.stored THEN
+            differing := differing + 1;
+        END IF;
+    END LOOP;
+    RAISE NOTICE 'links compared: % (all sealed: %), differing from the reference encoding: %',
+        compared > 245, compared = (SELECT count(*) FROM safeguard.audit_chain), differing;
+END $$;
 SELECT ok, rows_checked = (SELECT count(*) FROM safeguard.audit_chain) AS all_checked, first_bad_id,
        detail LIKE '% sealed entries verified' AS detail
   FROM safeguard.audit_verify();
