@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The audit hash chain: audit_seal() and audit_verify() over 1,000,000 entries, against the
-# PL/pgSQL loops of 0.1.0 (benches/baselines/audit_chain_plpgsql.sql: the same encoding and links,
-# written into a copy of the chain table) on the same entries.
+# PL/pgSQL loops of 0.1.0 (benches/baselines/audit_chain_plpgsql.py prints them from the kept
+# 0.1.0 install script, writing into copies of the chain tables) on the same entries.
 #
 # Per round: the extension created afresh in its own database (the log is append-only: a new
 # chain needs a new log), 1,000,000 audited single-column-change rows written by one INSERT ...
@@ -29,7 +29,7 @@ SELECT safeguard.set_context('00000000-0000-4000-8000-000000000001', '00000000-0
 INSERT INTO chained (tenant_id, a, b, c)
 SELECT '00000000-0000-4000-8000-000000000001', 'hello ' || n, n, now() FROM generate_series(1, :entries) n;
 SQL
-    "${PSQL[@]}" -q -d "$DB" -f "$ROOT/benches/baselines/audit_chain_plpgsql.sql" >/dev/null
+    python3 "$ROOT/benches/baselines/audit_chain_plpgsql.py" | "${PSQL[@]}" -q -d "$DB" -f - >/dev/null
     "${PSQL[@]}" -q -d "$DB" -c "VACUUM ANALYZE safeguard.audit_log" >/dev/null
     out=$("${PSQL[@]}" -d "$DB" -c '\timing on' -c 'SELECT safeguard.audit_seal()')
     seal+=("$(ms "$out")")

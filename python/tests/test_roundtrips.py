@@ -3,6 +3,7 @@ round trip of its own); SQLAlchemy, which opens transactions through the driver,
 by a proxy that reads the protocol (roundtrips.py). Also: hostile request ids arrive intact."""
 
 import asyncio
+import contextlib
 import os
 
 import asyncpg
@@ -78,6 +79,7 @@ def test_sqlalchemy_pays_one_round_trip(proxy):
     """SQLAlchemy begins transactions through the driver: set_context follows BEGIN."""
     engine = create_engine(f"postgresql+psycopg://sg_py_app@127.0.0.1:{proxy.port}/{os.environ['SAFEGUARD_PY_DB']}",
                            pool_size=1, max_overflow=0)
+    install(engine)
     try:
         with engine.connect() as conn:  # connect outside the count
             conn.execute(text("SELECT 1"))
@@ -85,22 +87,13 @@ def test_sqlalchemy_pays_one_round_trip(proxy):
         costs = []
         for with_context in (False, True, False, True):
             before = proxy.round_trips
-            with pg_safeguard.request_context(tenant_id=TENANTS[5]) if with_context else _nothing():
-                install(engine)
+            with pg_safeguard.request_context(tenant_id=TENANTS[5]) if with_context else contextlib.nullcontext():
                 with engine.begin() as conn:
                     conn.execute(text(QUERY)).one()
             costs.append(proxy.round_trips - before)
         assert costs[1] == costs[0] + 1 and costs[3] == costs[2] + 1
     finally:
         engine.dispose()
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 @pytest.mark.parametrize("request_id", HOSTILE_IDS)

@@ -5,10 +5,11 @@
 //! The chain and its encoding are those of 0.1.0, so chains sealed before verify after: each
 //! sealed entry's link is sha256(previous link || canonical encoding of the entry), the encoding
 //! being every column in a fixed order, each `quote_nullable(column::text)`, joined by commas,
-//! UTF-8 (`safeguard._audit_canonical`, kept as the reference). PostgreSQL still prints each
-//! column (its own output functions: jsonb, inet, arrays, the epoch as numeric); Rust quotes,
-//! joins and hashes, streaming through a cursor in batches, so memory stays bounded whatever the
-//! size of the log.
+//! UTF-8 (`safeguard._audit_canonical`, kept as the reference; the golden test compares every
+//! link written here with it). The columns are read in binary: Rust prints uuids, the epoch,
+//! integers, names and text the way `::text` does, and calls PostgreSQL's own functions for the
+//! rest (jsonb and name[] output, `text(inet)`); then quotes, joins and hashes, streaming through
+//! a cursor in batches, so memory stays bounded whatever the size of the log.
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
