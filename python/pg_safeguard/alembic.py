@@ -449,10 +449,9 @@ def autogenerate_options(connection: Any) -> Dict[str, Any]:
     # or the migration it runs would never be committed.
     had_transaction = connection.in_transaction()
     rows = connection.execute(text(
-        "SELECT c.relname, n.nspname, r.name FROM safeguard.rule_registry r "
-        "JOIN pg_class c ON c.oid = r.tbl JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "SELECT c.relname, r.name FROM safeguard.rule_registry r JOIN pg_class c ON c.oid = r.tbl "
         "WHERE r.kind = 'scoped_foreign_key'"))
-    scoped = {(table, key) for table, _, key in rows}
+    scoped = {(table, key) for table, key in rows}
     if not had_transaction:
         connection.rollback()
 

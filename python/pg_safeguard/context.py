@@ -88,7 +88,3 @@ def current_context() -> Optional[RequestContext]:
     """The context set by the innermost ``request_context`` block, or None."""
     return _current.get()
 
-
-# The statement every integration sends first in a transaction (positional parameters are
-# written per driver: %s for psycopg, $1 for asyncpg).
-SET_CONTEXT_FUNCTION = "safeguard.set_context"

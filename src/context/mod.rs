@@ -86,7 +86,7 @@ fn read_setting(name: &CStr) -> Option<&'static [u8]> {
     let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
     let value = (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_bytes());
     if value.is_some_and(|value| !value.is_empty()) && !scope::value_ends_with_transaction(name) {
-        Err::<(), _>(session_level_setting(name)).or_report();
+        session_level_setting(name).report();
     }
     value
 }
