@@ -17,7 +17,11 @@ ROUNDS=${BENCH_ROUNDS:-15}
 work=$(mktemp -d)
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
+# BENCH_AUDIT_MODES: which set-ups run (both unless told).
+MODES=${BENCH_AUDIT_MODES:-default cpu-bound}
 
+if [[ " $MODES " == *" default "* ]]; then
+say "audit, default settings"
 "${PSQL[@]}" -q -d "$DB" >/dev/null <<'SQL'
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS bench_aud_plain, bench_aud_rust, bench_aud_plpgsql, bench_aud_minimal,
@@ -121,4 +125,130 @@ SELECT 'copy 100k rows' AS op,
        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY plpgsql_vs_plain)::numeric, 3) AS plpgsql_time_vs_plain,
        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY minimal_vs_plain)::numeric, 3) AS calibration_minimal_time_vs_plain
   FROM paired;
+SQL
+
+
+fi
+# ---------------------------------------------------------------------------------------------
+# CPU-bound mode (the set-up of the audit-speed issue): fsync and synchronous_commit off and
+# shared_buffers = 512MB, so that commit flushes do not hide the trigger's own cost, as on a busy
+# server with group commit. Tables (id bigserial PRIMARY KEY, tenant_id uuid, a text, b int,
+# c timestamptz), 10,000 rows each; pgbench -M prepared, 2 clients, 2 threads, 8 s per run
+# (BENCH_CPU_SECONDS), 3 rounds (BENCH_CPU_ROUNDS), variants interleaved; ratios within a round,
+# medians. COPY of 100,000 rows (text format) into each table after a TRUNCATE.
+[[ " $MODES " == *" cpu-bound "* ]] || exit 0
+say "audit, CPU-bound (fsync = off, synchronous_commit = off, shared_buffers = 512MB)"
+CPU_SECONDS=${BENCH_CPU_SECONDS:-8}
+CPU_ROUNDS=${BENCH_CPU_ROUNDS:-3}
+restore_settings() {
+    "${PSQL[@]}" -q -c "ALTER SYSTEM RESET fsync" -c "ALTER SYSTEM RESET synchronous_commit" \
+        -c "ALTER SYSTEM RESET shared_buffers" >/dev/null
+    "$ROOT/scripts/cluster.sh" stop && "$ROOT/scripts/cluster.sh" start
+}
+trap 'restore_settings; rm -rf "$work"' EXIT
+"${PSQL[@]}" -q -c "ALTER SYSTEM SET fsync = off" -c "ALTER SYSTEM SET synchronous_commit = off" \
+    -c "ALTER SYSTEM SET shared_buffers = '512MB'" >/dev/null
+"$ROOT/scripts/cluster.sh" stop && "$ROOT/scripts/cluster.sh" start
+
+CPU_VARIANTS="plain rust plpgsql minimal"
+# A database of its own: logs as empty for pg_safeguard as for the baselines.
+DB=safeguard_bench_cpu
+fresh_database "$DB"
+"${PSQL[@]}" -q -d "$DB" -c "CREATE EXTENSION pg_safeguard"
+"${PSQL[@]}" -q -d "$DB" -f "$ROOT/benches/baselines/audit_plpgsql.sql" >/dev/null
+"${PSQL[@]}" -q -d "$DB" -f "$ROOT/benches/baselines/audit_minimal.sql" >/dev/null
+"${PSQL[@]}" -q -d "$DB" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE TABLE cpu_aud_plain (id bigserial PRIMARY KEY, tenant_id uuid, a text, b int, c timestamptz);
+CREATE TABLE cpu_aud_rust (LIKE cpu_aud_plain INCLUDING ALL);
+CREATE TABLE cpu_aud_plpgsql (LIKE cpu_aud_plain INCLUDING ALL);
+CREATE TABLE cpu_aud_minimal (LIKE cpu_aud_plain INCLUDING ALL);
+INSERT INTO cpu_aud_plain (tenant_id, a, b, c)
+SELECT gen_random_uuid(), 'row ' || n, n, now() FROM generate_series(1, 10000) n;
+INSERT INTO cpu_aud_rust SELECT * FROM cpu_aud_plain;
+INSERT INTO cpu_aud_plpgsql SELECT * FROM cpu_aud_plain;
+INSERT INTO cpu_aud_minimal SELECT * FROM cpu_aud_plain;
+SELECT safeguard.enable_audit('cpu_aud_rust');
+CREATE TRIGGER bench_audit AFTER INSERT OR UPDATE OR DELETE ON cpu_aud_plpgsql
+    FOR EACH ROW EXECUTE FUNCTION bench_plpgsql_audit('id');
+CREATE TRIGGER bench_audit AFTER INSERT OR UPDATE OR DELETE ON cpu_aud_minimal
+    FOR EACH ROW EXECUTE FUNCTION bench_minimal_audit();
+VACUUM ANALYZE cpu_aud_plain;
+VACUUM ANALYZE cpu_aud_rust;
+VACUUM ANALYZE cpu_aud_plpgsql;
+VACUUM ANALYZE cpu_aud_minimal;
+-- The sequences follow the copied rows, so that new ids never collide.
+SELECT setval(pg_get_serial_sequence('cpu_aud_' || v, 'id'), 10000)
+  FROM unnest(ARRAY['rust', 'plpgsql', 'minimal']) v;
+SQL
+
+for variant in $CPU_VARIANTS; do
+    printf "INSERT INTO cpu_aud_%s (tenant_id, a, b, c) VALUES (gen_random_uuid(), 'hello', 1, now());\n" \
+        "$variant" > "$work/cpu_insert.$variant.sql"
+    printf '\\set k random(1, 10000)\nUPDATE cpu_aud_%s SET b = b + 1, a = md5(random()::text) WHERE id = :k;\n' \
+        "$variant" > "$work/cpu_update.$variant.sql"
+done
+for round in $(seq 1 "$CPU_ROUNDS"); do
+    for op in insert update; do
+        for variant in $CPU_VARIANTS; do
+            out=$("$PGBENCH" -n -M prepared -c 2 -j 2 -T "$CPU_SECONDS" -f "$work/cpu_$op.$variant.sql" "$DB" 2>&1) \
+                || { echo "$out" >&2; die "pgbench failed for $op/$variant"; }
+            echo "$op $variant $round $(awk '/^tps = / {print $3; exit}' <<<"$out")" >> "$work/cpu_results"
+        done
+    done
+done
+"${PSQL[@]}" -q -d "$DB" -c "COPY (SELECT gen_random_uuid(), 'copied ' || n, n, now() FROM generate_series(1, 100000) n) TO STDOUT" > "$work/cpu_copy.tsv"
+chmod 644 "$work/cpu_copy.tsv"
+for round in $(seq 1 "$CPU_ROUNDS"); do
+    for variant in $CPU_VARIANTS; do
+        ms=$("${PSQL[@]}" -q -d "$DB" -At -c "TRUNCATE cpu_aud_$variant" -c "\\timing on" \
+            -c "\\copy cpu_aud_$variant (tenant_id, a, b, c) FROM '$work/cpu_copy.tsv'" 2>&1 \
+            | awk '/^Time: / {print $2; exit}')
+        echo "copy $variant $round $ms" >> "$work/cpu_copy_results"
+    done
+done
+
+"${PSQL[@]}" -q -d "$DB" -c "CREATE TEMP TABLE r (op text, variant text, round int, tps float8)" \
+    -c "\\copy r FROM '$work/cpu_results' WITH (DELIMITER ' ')" \
+    -c "CREATE TEMP TABLE c (op text, variant text, round int, ms float8)" \
+    -c "\\copy c FROM '$work/cpu_copy_results' WITH (DELIMITER ' ')" -f - <<'SQL'
+\pset footer off
+\echo 'CPU-bound, absolute figures (medians):'
+SELECT op, variant, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY tps)::numeric) AS tps
+  FROM r GROUP BY op, variant ORDER BY op, array_position(ARRAY['plain', 'rust', 'plpgsql', 'minimal'], variant);
+SELECT op, variant, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric) AS copy_100k_ms
+  FROM c GROUP BY op, variant ORDER BY array_position(ARRAY['plain', 'rust', 'plpgsql', 'minimal'], variant);
+\echo 'CPU-bound, ratios paired within each round, medians (targets: pg_safeguard >= the minimal trigger, >= 1.3x the same-output PL/pgSQL trigger):'
+WITH paired AS (
+    SELECT p.op, s.tps / p.tps AS rust_vs_plain, m.tps / p.tps AS minimal_vs_plain,
+           g.tps / p.tps AS plpgsql_vs_plain, s.tps / m.tps AS rust_vs_minimal, s.tps / g.tps AS rust_vs_plpgsql
+      FROM r p JOIN r s ON (s.op, s.round, s.variant) = (p.op, p.round, 'rust')
+               JOIN r g ON (g.op, g.round, g.variant) = (p.op, p.round, 'plpgsql')
+               JOIN r m ON (m.op, m.round, m.variant) = (p.op, p.round, 'minimal')
+     WHERE p.variant = 'plain'),
+copy_paired AS (
+    -- For COPY, time: a speed-up is the baseline's time over pg_safeguard's.
+    SELECT 'copy 100k' AS op, s.ms / p.ms AS rust_vs_plain, m.ms / p.ms AS minimal_vs_plain,
+           g.ms / p.ms AS plpgsql_vs_plain, m.ms / s.ms AS rust_vs_minimal, g.ms / s.ms AS rust_vs_plpgsql
+      FROM c p JOIN c s ON (s.round, s.variant) = (p.round, 'rust')
+               JOIN c g ON (g.round, g.variant) = (p.round, 'plpgsql')
+               JOIN c m ON (m.round, m.variant) = (p.round, 'minimal')
+     WHERE p.variant = 'plain'),
+medians AS (
+    SELECT op,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY rust_vs_plain) AS rust_vs_plain,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY minimal_vs_plain) AS minimal_vs_plain,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY plpgsql_vs_plain) AS plpgsql_vs_plain,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY rust_vs_minimal) AS rust_vs_minimal,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY rust_vs_plpgsql) AS rust_vs_plpgsql
+      FROM (SELECT * FROM paired UNION ALL SELECT * FROM copy_paired) x GROUP BY op)
+SELECT op,
+       round(rust_vs_plain::numeric, 3) AS "pg_safeguard vs untracked",
+       round(minimal_vs_plain::numeric, 3) AS "minimal vs untracked",
+       round(plpgsql_vs_plain::numeric, 3) AS "plpgsql vs untracked",
+       round(rust_vs_minimal::numeric, 3) AS "speed vs minimal",
+       CASE WHEN rust_vs_minimal >= 1 THEN 'met' ELSE 'NOT met' END AS ">= 1",
+       round(rust_vs_plpgsql::numeric, 3) AS "speed vs plpgsql",
+       CASE WHEN rust_vs_plpgsql >= 1.3 THEN 'met' ELSE 'NOT met' END AS ">= 1.3"
+  FROM medians ORDER BY op;
 SQL
