@@ -15,6 +15,7 @@
 
 mod chain;
 mod changes;
+mod direct;
 pub(crate) mod statement;
 
 use crate::as_user::AsUser;
@@ -24,7 +25,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
-use pgrx::{PgBuiltInOids, PgOid, PgRelation, PgSqlErrorCode};
+use pgrx::{PgBuiltInOids, PgMemoryContexts, PgOid, PgRelation, PgSqlErrorCode};
 use statement::{insert_log_rows, RowsOf};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -348,16 +349,38 @@ fn _audit_row<'a>(
     };
     // Identify the record by its primary key as it is after the change (as it was, for a
     // DELETE); a table without one by its whole row as it was before the change.
-    let ident = match change {
-        Change::Delete => old,
-        Change::Update if args.primary_key.is_empty() => old,
-        _ => new,
+    let ident_before = match change {
+        Change::Delete => true,
+        Change::Update => args.primary_key.is_empty(),
+        Change::Insert => false,
     };
+    let ident = if ident_before { old } else { new };
     let op = match change {
         Change::Insert => "INSERT",
         Change::Update => "UPDATE",
         Change::Delete => "DELETE",
     };
+    if let Some(mut log) = direct::LogTable::open() {
+        // The context first: db_user is the caller, not the log's owner.
+        let context = direct::Context::read(&schema, &table);
+        let _as_owner = AsUser::switch_to(log.owner());
+        let dropped = direct::key_list(&logged.dropped_keys);
+        let (full_old, full_new) = direct::with_to_jsonb(|to_jsonb| {
+            // SAFETY: the trigger's tuples, formed with their relation's descriptor.
+            unsafe { (old.map(|t| to_jsonb.tuple(t, desc)), new.map(|t| to_jsonb.tuple(t, desc))) }
+        });
+        let full_ident = if ident_before { full_old } else { full_new };
+        let entry = direct::Entry {
+            tenant,
+            operation: op,
+            record_id: full_ident.map(|json| direct::without_keys(json, direct::key_list(&not_key))),
+            old_data: full_old.map(|json| direct::without_keys(json, dropped)),
+            new_data: full_new.map(|json| direct::without_keys(json, dropped)),
+            changed_columns: logged.changed_columns,
+        };
+        log.insert(&context, &entry);
+        return Ok(None);
+    }
     write_change(
         tenant,
         op,
@@ -448,6 +471,15 @@ fn _audit_statement<'a>(
         }
         _ => misused_trigger(),
     };
+    if let Some(mut log) = direct::LogTable::open() {
+        let store = match rows {
+            RowsOf::Inserted => data.tg_newtable,
+            RowsOf::Deleted => data.tg_oldtable,
+        };
+        // SAFETY: PostgreSQL hands the trigger its open relation and its transition table.
+        unsafe { log_transition_rows(&mut log, &args, rows, &schema, &table, data.tg_relation, store) };
+        return Ok(None);
+    }
     let relid = trigger.relid()?;
     // SAFETY: PostgreSQL hands the trigger its open relation.
     let columns = unsafe {
@@ -513,6 +545,85 @@ fn _audit_statement<'a>(
             .unwrap_or_else(|e| pgrx::error!("pg_safeguard: writing the audit log failed: {e}"));
     });
     Ok(None)
+}
+
+/// Writes one log entry per row of a statement trigger's transition table, straight into the log.
+/// Each row's memory is freed before the next, so a COPY of millions of rows runs in constant
+/// memory.
+///
+/// # Safety
+/// `relation` is the firing trigger's table and `store` its transition table of `rows`.
+unsafe fn log_transition_rows(
+    log: &mut direct::LogTable,
+    args: &changes::TriggerArgs,
+    rows: RowsOf,
+    schema: &str,
+    table: &str,
+    relation: pg_sys::Relation,
+    store: *mut pg_sys::Tuplestorestate,
+) {
+    // The context first: db_user is the caller, not the log's owner.
+    let context = direct::Context::read(schema, table);
+    let _as_owner = AsUser::switch_to(log.owner());
+    let request_tenant = if args.tenant_column.is_none() {
+        crate::context::current_tenant()
+    } else {
+        None
+    };
+    // SAFETY: the caller hands the trigger's open relation.
+    let desc = unsafe { (*relation).rd_att };
+    let attrs = unsafe { crate::tupdesc::attributes(desc) };
+    let mut tenant_attnum = None;
+    let mut not_key = Vec::new();
+    for (i, attr) in attrs.iter().enumerate() {
+        if attr.attisdropped {
+            continue;
+        }
+        // SAFETY: attname is a NUL-terminated NameData.
+        let name = unsafe { CStr::from_ptr(attr.attname.data.as_ptr()) }.to_string_lossy();
+        if args.tenant_column.as_deref() == Some(&*name) && attr.atttypid == pg_sys::UUIDOID {
+            tenant_attnum = Some(i as i32 + 1);
+        }
+        if !args.primary_key.is_empty() && !args.primary_key.iter().any(|k| *k == name) {
+            not_key.push(name.into_owned());
+        }
+    }
+    let excluded = direct::key_list(&args.excluded);
+    let not_key = direct::key_list(&not_key);
+    let (operation, inserted) = match rows {
+        RowsOf::Inserted => ("INSERT", true),
+        RowsOf::Deleted => ("DELETE", false),
+    };
+    let mut row_memory = PgMemoryContexts::new("pg_safeguard audit row");
+    direct::with_to_jsonb(|to_jsonb| {
+        // SAFETY: the caller's transition table holds rows of `desc`.
+        unsafe {
+            direct::for_each_transition_row(store, desc, |slot| {
+                row_memory.reset();
+                row_memory.switch_to(|_| {
+                    let tenant = match tenant_attnum {
+                        Some(attnum) => {
+                            let mut is_null = false;
+                            let datum = pg_sys::slot_getattr(slot, attnum, &mut is_null);
+                            pgrx::Uuid::from_datum(datum, is_null)
+                        }
+                        None => request_tenant,
+                    };
+                    let full = to_jsonb.slot(slot);
+                    let data = direct::without_keys(full, excluded);
+                    let entry = direct::Entry {
+                        tenant,
+                        operation,
+                        record_id: Some(direct::without_keys(full, not_key)),
+                        old_data: (!inserted).then_some(data),
+                        new_data: inserted.then_some(data),
+                        changed_columns: None,
+                    };
+                    log.insert(&context, &entry);
+                });
+            });
+        }
+    });
 }
 
 /// BEFORE UPDATE OR DELETE and BEFORE TRUNCATE (FOR EACH STATEMENT, ENABLE ALWAYS) on

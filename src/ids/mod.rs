@@ -139,6 +139,12 @@ fn ulid() -> Uuid {
     to_uuid(with_generator(|g| g.next_id(now)).or_report())
 }
 
+/// A new ID from this backend's generator, for rows written without SQL (the audit log's own
+/// ids: what its `DEFAULT safeguard.ulid()` would give).
+pub(crate) fn new_id() -> Uuid {
+    ulid()
+}
+
 /// A new random ID carrying the given time, outside this backend's monotonic sequence (backfills).
 #[pg_extern(volatile, strict, parallel_safe)]
 fn ulid_at(ts: TimestampWithTimeZone) -> Uuid {

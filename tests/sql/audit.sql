@@ -245,6 +245,55 @@ INSERT INTO parted VALUES (5, '2026-06-01', 'not audited');
 SELECT count(*) AS entries_after_disable FROM safeguard.audit_log WHERE table_name LIKE 'parted%' AND record_id ->> 'id' = '5';
 DROP TABLE parted;
 
+-- The log as a DBA may extend it. Entries are written straight into the log's heap and indexes
+-- while only indexes are added (a partial and an expression index here: both maintained, an
+-- index scan finds what a sequential scan finds); what only the executor honours (an insert
+-- trigger forwarding the log, a CHECK constraint) sends the writes through SQL, and it holds.
+CREATE TABLE log_probe (id int PRIMARY KEY, a text);
+SELECT safeguard.enable_audit('log_probe');
+CREATE INDEX sg_test_deletes ON safeguard.audit_log (occurred_at) WHERE operation = 'DELETE';
+CREATE INDEX sg_test_probe_a ON safeguard.audit_log ((new_data ->> 'a'));
+INSERT INTO log_probe SELECT n, 'a' || n FROM generate_series(1, 50) n;
+UPDATE log_probe SET a = 'a1' WHERE id <= 5;
+DELETE FROM log_probe WHERE id > 40;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) AS deletes_by_index FROM safeguard.audit_log
+ WHERE operation = 'DELETE' AND occurred_at > '-infinity' AND table_name = 'log_probe';
+SELECT count(*) AS a1_by_index FROM safeguard.audit_log WHERE new_data ->> 'a' = 'a1';
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SELECT count(*) FILTER (WHERE operation = 'DELETE') AS deletes, count(*) FILTER (WHERE new_data ->> 'a' = 'a1') AS a1
+  FROM safeguard.audit_log WHERE table_name = 'log_probe';
+DROP INDEX safeguard.sg_test_deletes, safeguard.sg_test_probe_a;
+CREATE TABLE log_forwarded (operation text, table_name name);
+CREATE FUNCTION forward_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO log_forwarded VALUES (NEW.operation, NEW.table_name);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER forward AFTER INSERT ON safeguard.audit_log FOR EACH ROW EXECUTE FUNCTION forward_log();
+ALTER TABLE safeguard.audit_log ADD CONSTRAINT sg_test_no_forbidden CHECK (request_id IS DISTINCT FROM 'forbidden');
+INSERT INTO log_probe VALUES (100, 'forwarded');
+UPDATE log_probe SET a = 'forwarded too' WHERE id = 100;
+DELETE FROM log_probe WHERE id = 100;
+SELECT operation, table_name FROM log_forwarded;
+BEGIN;
+SELECT safeguard.set_context(NULL, NULL, NULL, 'forbidden');
+\set VERBOSITY terse
+UPDATE log_probe SET a = 'refused' WHERE id = 1;
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+ROLLBACK;
+DROP TRIGGER forward ON safeguard.audit_log;
+ALTER TABLE safeguard.audit_log DROP CONSTRAINT sg_test_no_forbidden;
+DROP FUNCTION forward_log();
+DROP TABLE log_forwarded;
+UPDATE log_probe SET a = 'direct again' WHERE id = 1;
+SELECT operation, new_data FROM safeguard.audit_log WHERE table_name = 'log_probe' ORDER BY id DESC LIMIT 1;
+SELECT safeguard.disable_audit('log_probe');
+DROP TABLE log_probe;
+
 -- Hostile identifiers are quoted.
 CREATE TABLE "Odd ""Table""; DROP TABLE charts; --" (id int PRIMARY KEY, "Weird ""Col""" text);
 SELECT safeguard.enable_audit('"Odd ""Table""; DROP TABLE charts; --"', '{"Weird \"Col\""}');
