@@ -150,9 +150,26 @@ trap 'restore_settings; rm -rf "$work"' EXIT
     -c "ALTER SYSTEM SET shared_buffers = '512MB'" >/dev/null
 "$ROOT/scripts/cluster.sh" stop && "$ROOT/scripts/cluster.sh" start
 
-CPU_VARIANTS="plain rust plpgsql minimal"
+CPU_VARIANTS="plain rust plpgsql minimal unindexed"
 # A database of its own: logs as empty for pg_safeguard as for the baselines.
 DB=safeguard_bench_cpu
+# A diagnostic, not a candidate: `unindexed` is pg_safeguard in a second database whose log has
+# none of its four indexes (primary key, record, tenant and time), to show what the log's
+# indexes cost on their own.
+DB_UNINDEXED=safeguard_bench_cpu_unindexed
+db_of() { if [ "$1" = unindexed ]; then echo "$DB_UNINDEXED"; else echo "$DB"; fi; }
+fresh_database "$DB_UNINDEXED"
+"${PSQL[@]}" -q -d "$DB_UNINDEXED" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION pg_safeguard;
+ALTER TABLE safeguard.audit_log DROP CONSTRAINT audit_log_pkey;
+DROP INDEX safeguard.audit_log_record_idx, safeguard.audit_log_tenant_time_idx, safeguard.audit_log_time_idx;
+CREATE TABLE cpu_aud_unindexed (id bigserial PRIMARY KEY, tenant_id uuid, a text, b int, c timestamptz);
+INSERT INTO cpu_aud_unindexed (tenant_id, a, b, c)
+SELECT gen_random_uuid(), 'row ' || n, n, now() FROM generate_series(1, 10000) n;
+SELECT safeguard.enable_audit('cpu_aud_unindexed');
+VACUUM ANALYZE cpu_aud_unindexed;
+SQL
 fresh_database "$DB"
 "${PSQL[@]}" -q -d "$DB" -c "CREATE EXTENSION pg_safeguard"
 "${PSQL[@]}" -q -d "$DB" -f "$ROOT/benches/baselines/audit_plpgsql.sql" >/dev/null
@@ -191,7 +208,7 @@ done
 for round in $(seq 1 "$CPU_ROUNDS"); do
     for op in insert update; do
         for variant in $CPU_VARIANTS; do
-            out=$("$PGBENCH" -n -M prepared -c 2 -j 2 -T "$CPU_SECONDS" -f "$work/cpu_$op.$variant.sql" "$DB" 2>&1) \
+            out=$("$PGBENCH" -n -M prepared -c 2 -j 2 -T "$CPU_SECONDS" -f "$work/cpu_$op.$variant.sql" "$(db_of "$variant")" 2>&1) \
                 || { echo "$out" >&2; die "pgbench failed for $op/$variant"; }
             echo "$op $variant $round $(awk '/^tps = / {print $3; exit}' <<<"$out")" >> "$work/cpu_results"
         done
@@ -201,7 +218,7 @@ done
 chmod 644 "$work/cpu_copy.tsv"
 for round in $(seq 1 "$CPU_ROUNDS"); do
     for variant in $CPU_VARIANTS; do
-        ms=$("${PSQL[@]}" -q -d "$DB" -At -c "TRUNCATE cpu_aud_$variant" -c "\\timing on" \
+        ms=$("${PSQL[@]}" -q -d "$(db_of "$variant")" -At -c "TRUNCATE cpu_aud_$variant" -c "\\timing on" \
             -c "\\copy cpu_aud_$variant (tenant_id, a, b, c) FROM '$work/cpu_copy.tsv'" 2>&1 \
             | awk '/^Time: / {print $2; exit}')
         echo "copy $variant $round $ms" >> "$work/cpu_copy_results"
@@ -215,24 +232,28 @@ done
 \pset footer off
 \echo 'CPU-bound, absolute figures (medians):'
 SELECT op, variant, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY tps)::numeric) AS tps
-  FROM r GROUP BY op, variant ORDER BY op, array_position(ARRAY['plain', 'rust', 'plpgsql', 'minimal'], variant);
+  FROM r GROUP BY op, variant ORDER BY op, array_position(ARRAY['plain', 'rust', 'plpgsql', 'minimal', 'unindexed'], variant);
 SELECT op, variant, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric) AS copy_100k_ms
-  FROM c GROUP BY op, variant ORDER BY array_position(ARRAY['plain', 'rust', 'plpgsql', 'minimal'], variant);
+  FROM c GROUP BY op, variant ORDER BY array_position(ARRAY['plain', 'rust', 'plpgsql', 'minimal', 'unindexed'], variant);
 \echo 'CPU-bound, ratios paired within each round, medians (targets: pg_safeguard >= the minimal trigger, >= 1.3x the same-output PL/pgSQL trigger):'
 WITH paired AS (
     SELECT p.op, s.tps / p.tps AS rust_vs_plain, m.tps / p.tps AS minimal_vs_plain,
-           g.tps / p.tps AS plpgsql_vs_plain, s.tps / m.tps AS rust_vs_minimal, s.tps / g.tps AS rust_vs_plpgsql
+           g.tps / p.tps AS plpgsql_vs_plain, s.tps / m.tps AS rust_vs_minimal, s.tps / g.tps AS rust_vs_plpgsql,
+           u.tps / m.tps AS unindexed_vs_minimal
       FROM r p JOIN r s ON (s.op, s.round, s.variant) = (p.op, p.round, 'rust')
                JOIN r g ON (g.op, g.round, g.variant) = (p.op, p.round, 'plpgsql')
                JOIN r m ON (m.op, m.round, m.variant) = (p.op, p.round, 'minimal')
+               JOIN r u ON (u.op, u.round, u.variant) = (p.op, p.round, 'unindexed')
      WHERE p.variant = 'plain'),
 copy_paired AS (
     -- For COPY, time: a speed-up is the baseline's time over pg_safeguard's.
     SELECT 'copy 100k' AS op, s.ms / p.ms AS rust_vs_plain, m.ms / p.ms AS minimal_vs_plain,
-           g.ms / p.ms AS plpgsql_vs_plain, m.ms / s.ms AS rust_vs_minimal, g.ms / s.ms AS rust_vs_plpgsql
+           g.ms / p.ms AS plpgsql_vs_plain, m.ms / s.ms AS rust_vs_minimal, g.ms / s.ms AS rust_vs_plpgsql,
+           m.ms / u.ms AS unindexed_vs_minimal
       FROM c p JOIN c s ON (s.round, s.variant) = (p.round, 'rust')
                JOIN c g ON (g.round, g.variant) = (p.round, 'plpgsql')
                JOIN c m ON (m.round, m.variant) = (p.round, 'minimal')
+               JOIN c u ON (u.round, u.variant) = (p.round, 'unindexed')
      WHERE p.variant = 'plain'),
 medians AS (
     SELECT op,
@@ -240,7 +261,8 @@ medians AS (
            percentile_cont(0.5) WITHIN GROUP (ORDER BY minimal_vs_plain) AS minimal_vs_plain,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY plpgsql_vs_plain) AS plpgsql_vs_plain,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY rust_vs_minimal) AS rust_vs_minimal,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY rust_vs_plpgsql) AS rust_vs_plpgsql
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY rust_vs_plpgsql) AS rust_vs_plpgsql,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY unindexed_vs_minimal) AS unindexed_vs_minimal
       FROM (SELECT * FROM paired UNION ALL SELECT * FROM copy_paired) x GROUP BY op)
 SELECT op,
        round(rust_vs_plain::numeric, 3) AS "pg_safeguard vs untracked",
@@ -249,6 +271,7 @@ SELECT op,
        round(rust_vs_minimal::numeric, 3) AS "speed vs minimal",
        CASE WHEN rust_vs_minimal >= 1 THEN 'met' ELSE 'NOT met' END AS ">= 1",
        round(rust_vs_plpgsql::numeric, 3) AS "speed vs plpgsql",
-       CASE WHEN rust_vs_plpgsql >= 1.3 THEN 'met' ELSE 'NOT met' END AS ">= 1.3"
+       CASE WHEN rust_vs_plpgsql >= 1.3 THEN 'met' ELSE 'NOT met' END AS ">= 1.3",
+       round(unindexed_vs_minimal::numeric, 3) AS "diagnostic: log without indexes, speed vs minimal"
   FROM medians ORDER BY op;
 SQL
