@@ -100,7 +100,7 @@ impl Context {
 pub(super) struct LogTable {
     rel: pg_sys::Relation,
     indexes: Vec<(pg_sys::Relation, *mut pg_sys::IndexInfo)>,
-    /// For expression and partial indexes only (a DBA's, or the record index): the executor
+    /// Only when the log has expression or partial indexes (a DBA's): the executor
     /// state their expressions and predicates are evaluated in, as ExecInsertIndexTuples does.
     estate: *mut pg_sys::EState,
     /// Attribute number (0-based) of each of [`COLUMNS`] in the log's descriptor.
