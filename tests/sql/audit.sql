@@ -266,6 +266,23 @@ RESET enable_bitmapscan;
 SELECT count(*) FILTER (WHERE operation = 'DELETE') AS deletes, count(*) FILTER (WHERE new_data ->> 'a' = 'a1') AS a1
   FROM safeguard.audit_log WHERE table_name = 'log_probe';
 DROP INDEX safeguard.sg_test_deletes, safeguard.sg_test_probe_a;
+-- An error inside the direct write (a DBA's unique index refusing the second entry of a
+-- statement) aborts the statement cleanly, in a subtransaction too: no entry of it stays, and
+-- the next statement writes again.
+CREATE UNIQUE INDEX sg_test_one_per_op ON safeguard.audit_log (table_name, operation)
+    WHERE table_name = 'log_probe' AND (record_id ->> 'id')::int >= 200;
+BEGIN;
+SAVEPOINT before_copy;
+\set VERBOSITY terse
+INSERT INTO log_probe VALUES (200, 'x'), (201, 'y');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+ROLLBACK TO before_copy;
+DROP INDEX safeguard.sg_test_one_per_op;
+INSERT INTO log_probe VALUES (200, 'x'), (201, 'y');
+COMMIT;
+SELECT count(*) AS entries_for_200_and_201 FROM safeguard.audit_log
+ WHERE table_name = 'log_probe' AND record_id ->> 'id' IN ('200', '201');
 CREATE TABLE log_forwarded (operation text, table_name name);
 CREATE FUNCTION forward_log() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
