@@ -21,7 +21,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CStr;
 
-/// The log's columns, in the order of [`Entry::datums`], with their types. A log with any other
+/// The log's columns, in the order [`LogTable::insert`] fills them, with their types. A log with any other
 /// live column, or one of these with another type, is not written directly.
 const COLUMNS: [(&str, pg_sys::Oid); 17] = [
     ("id", pg_sys::UUIDOID),
@@ -350,7 +350,7 @@ pub(super) struct ToJsonb {
 impl ToJsonb {
     pub(super) fn new() -> Self {
         // SAFETY: everything is allocated in TopMemoryContext and kept for the backend's life
-        // (one per backend, held by the writer).
+        // (one per backend, in a thread-local).
         unsafe {
             let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
             let flinfo = pg_sys::palloc0(std::mem::size_of::<pg_sys::FmgrInfo>()).cast::<pg_sys::FmgrInfo>();

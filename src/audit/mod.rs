@@ -4,12 +4,16 @@
 //! `disable_audit()`, the view `audited_tables`, `audit_history()`. Here: the triggers, the
 //! log's append-only guard and `audit_read()`.
 //!
-//! INSERT and DELETE are logged by statement-level triggers over transition tables: one
-//! set-based INSERT into the log per statement, prepared once per backend and table, so COPY and
-//! INSERT ... SELECT do not pay a query per row. UPDATE is logged per row: old and new row are
-//! compared column by column in Rust (binary equality) to log only what changed. The JSON is
-//! PostgreSQL's own `to_jsonb` of the row, minus the keys that are not logged, so every type is
-//! rendered the way `to_jsonb` renders it (an encrypted column's stored text included).
+//! INSERT and DELETE are logged by statement-level triggers over transition tables, so COPY and
+//! INSERT ... SELECT pay one trigger call per statement, not per row. UPDATE is logged per row:
+//! old and new row are compared column by column in Rust (binary equality) to log only what
+//! changed. The JSON is PostgreSQL's own `to_jsonb` of the row, minus the keys that are not
+//! logged, so every type is rendered the way `to_jsonb` renders it (an encrypted column's stored
+//! text included).
+//! Entries are written straight into the log's heap and indexes (`direct`); when a DBA has
+//! extended the log with something only the executor honours (an insert trigger, a CHECK
+//! constraint, ...), through SQL statements prepared once per backend (`INSERT_CHANGE`, and
+//! `statement` for the set-based inserts), so that it holds.
 //! The log is written as its owner, the extension's owner: application roles can read their
 //! tenant's rows of the log but cannot insert, update or delete any.
 

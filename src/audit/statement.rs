@@ -1,5 +1,7 @@
 //! The SQL of the statement-level audit triggers (INSERT and DELETE, so that COPY and
-//! INSERT ... SELECT write their log rows in one set-based statement): pure Rust.
+//! INSERT ... SELECT write their log rows in one set-based statement): pure Rust. Used only when
+//! the log cannot be written directly (`super::direct`: a DBA added an insert trigger or a
+//! constraint to it).
 //!
 //! The statement reads the trigger's transition table and is prepared once per backend, table
 //! and shape. Identifiers are always double-quoted; the primary-key names used as JSON keys
