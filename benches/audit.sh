@@ -20,6 +20,41 @@ trap 'rm -rf "$work"' EXIT
 # BENCH_AUDIT_MODES: which set-ups run (both unless told).
 MODES=${BENCH_AUDIT_MODES:-default cpu-bound}
 
+# db_of VARIANT: the database a variant's table lives in (one unless a mode says otherwise).
+db_of() { echo "$DB"; }
+
+# pgbench_rounds RESULTS ROUNDS SCRIPT_PREFIX "VARIANTS" PGBENCH_OPTION...: single-row INSERT and
+# UPDATE scripts ($work/SCRIPT_PREFIX{insert,update}.VARIANT.sql), variants interleaved within
+# each round; appends "op variant round tps" lines to RESULTS.
+pgbench_rounds() {
+    local results=$1 rounds=$2 prefix=$3 variants=$4 round op variant out
+    shift 4
+    for round in $(seq 1 "$rounds"); do
+        for op in insert update; do
+            for variant in $variants; do
+                out=$("$PGBENCH" "$@" -f "$work/$prefix$op.$variant.sql" "$(db_of "$variant")" 2>&1) \
+                    || { echo "$out" >&2; die "pgbench failed for $op/$variant"; }
+                echo "$op $variant $round $(awk '/^tps = / {print $3; exit}' <<<"$out")" >> "$results"
+            done
+        done
+    done
+}
+
+# copy_rounds RESULTS ROUNDS FILE TABLE_PREFIX COLUMNS "VARIANTS" [truncate]: COPY of FILE into
+# each variant's table, interleaved, optionally after a TRUNCATE; appends "copy variant round ms".
+copy_rounds() {
+    local results=$1 rounds=$2 file=$3 prefix=$4 columns=$5 variants=$6 truncate=${7:-} round variant ms
+    for round in $(seq 1 "$rounds"); do
+        for variant in $variants; do
+            ms=$("${PSQL[@]}" -q -d "$(db_of "$variant")" -At \
+                ${truncate:+-c "TRUNCATE $prefix$variant"} -c "\\timing on" \
+                -c "\\copy $prefix$variant ($columns) FROM '$file'" 2>&1 \
+                | awk '/^Time: / {print $2; exit}')
+            echo "copy $variant $round $ms" >> "$results"
+        done
+    done
+}
+
 if [[ " $MODES " == *" default "* ]]; then
 say "audit, default settings"
 "${PSQL[@]}" -q -d "$DB" >/dev/null <<'SQL'
@@ -63,27 +98,12 @@ for variant in plain rust plpgsql minimal; do
         "$variant" > "$work/update.$variant.sql"
 done
 
-for round in $(seq 1 "$ROUNDS"); do
-    for op in insert update; do
-        for variant in plain rust plpgsql minimal; do
-            out=$("$PGBENCH" -n -M simple -c 1 -T "$SECONDS_PER_RUN" -f "$work/$op.$variant.sql" "$DB" 2>&1) \
-                || { echo "$out" >&2; die "pgbench failed for $op/$variant"; }
-            echo "$op $variant $round $(awk '/^tps = / {print $3; exit}' <<<"$out")" >> "$work/results"
-        done
-    done
-done
+pgbench_rounds "$work/results" "$ROUNDS" "" "plain rust plpgsql minimal" -n -M simple -c 1 -T "$SECONDS_PER_RUN"
 
 # COPY: 100,000 rows from a file the server reads.
 "${PSQL[@]}" -q -d "$DB" -c "COPY (SELECT '00000000-0000-4000-8000-000000000001'::uuid, 'copied ' || n, repeat('y', 100), 0 FROM generate_series(1, 100000) n) TO STDOUT" > "$work/copy.tsv"
 chmod 644 "$work/copy.tsv"
-for round in 1 2 3 4 5; do
-    for variant in plain rust plpgsql minimal; do
-        ms=$("${PSQL[@]}" -q -d "$DB" -At -c "\\timing on" \
-            -c "\\copy bench_aud_$variant (tenant_id, name, note, counter) FROM '$work/copy.tsv'" 2>&1 \
-            | awk '/^Time: / {print $2; exit}')
-        echo "copy $variant $round $ms" >> "$work/copy_results"
-    done
-done
+copy_rounds "$work/copy_results" 5 "$work/copy.tsv" bench_aud_ "tenant_id, name, note, counter" "plain rust plpgsql minimal"
 
 "${PSQL[@]}" -q -d "$DB" -c "CREATE TEMP TABLE r (op text, variant text, round int, tps float8)" \
     -c "\\copy r FROM '$work/results' WITH (DELIMITER ' ')" \
@@ -205,25 +225,10 @@ for variant in $CPU_VARIANTS; do
     printf '\\set k random(1, 10000)\nUPDATE cpu_aud_%s SET b = b + 1, a = md5(random()::text) WHERE id = :k;\n' \
         "$variant" > "$work/cpu_update.$variant.sql"
 done
-for round in $(seq 1 "$CPU_ROUNDS"); do
-    for op in insert update; do
-        for variant in $CPU_VARIANTS; do
-            out=$("$PGBENCH" -n -M prepared -c 2 -j 2 -T "$CPU_SECONDS" -f "$work/cpu_$op.$variant.sql" "$(db_of "$variant")" 2>&1) \
-                || { echo "$out" >&2; die "pgbench failed for $op/$variant"; }
-            echo "$op $variant $round $(awk '/^tps = / {print $3; exit}' <<<"$out")" >> "$work/cpu_results"
-        done
-    done
-done
+pgbench_rounds "$work/cpu_results" "$CPU_ROUNDS" cpu_ "$CPU_VARIANTS" -n -M prepared -c 2 -j 2 -T "$CPU_SECONDS"
 "${PSQL[@]}" -q -d "$DB" -c "COPY (SELECT gen_random_uuid(), 'copied ' || n, n, now() FROM generate_series(1, 100000) n) TO STDOUT" > "$work/cpu_copy.tsv"
 chmod 644 "$work/cpu_copy.tsv"
-for round in $(seq 1 "$CPU_ROUNDS"); do
-    for variant in $CPU_VARIANTS; do
-        ms=$("${PSQL[@]}" -q -d "$(db_of "$variant")" -At -c "TRUNCATE cpu_aud_$variant" -c "\\timing on" \
-            -c "\\copy cpu_aud_$variant (tenant_id, a, b, c) FROM '$work/cpu_copy.tsv'" 2>&1 \
-            | awk '/^Time: / {print $2; exit}')
-        echo "copy $variant $round $ms" >> "$work/cpu_copy_results"
-    done
-done
+copy_rounds "$work/cpu_copy_results" "$CPU_ROUNDS" "$work/cpu_copy.tsv" cpu_aud_ "tenant_id, a, b, c" "$CPU_VARIANTS" truncate
 
 "${PSQL[@]}" -q -d "$DB" -c "CREATE TEMP TABLE r (op text, variant text, round int, tps float8)" \
     -c "\\copy r FROM '$work/cpu_results' WITH (DELIMITER ' ')" \
