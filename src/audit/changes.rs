@@ -100,9 +100,32 @@ pub fn parse_trigger_args(args: &[String]) -> Result<TriggerArgs, BadTriggerArgs
     })
 }
 
+/// The columns removed from a row's JSON to leave its record id (`record_id`): every column but
+/// the primary key's; none for a table without a primary key, whose record is its whole row.
+pub fn non_key_columns<'a>(columns: impl IntoIterator<Item = &'a str>, primary_key: &[String]) -> Vec<String> {
+    if primary_key.is_empty() {
+        return vec![];
+    }
+    columns
+        .into_iter()
+        .filter(|c| !primary_key.iter().any(|k| k == c))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_ids_keep_only_the_primary_key_or_the_whole_row() {
+        let pk = vec!["id".to_owned(), "Org \"Id\"".to_owned()];
+        assert_eq!(
+            non_key_columns(["id", "name", "Org \"Id\"", "note"], &pk),
+            vec!["name".to_owned(), "note".to_owned()]
+        );
+        assert!(non_key_columns(["id", "name"], &[]).is_empty());
+    }
 
     fn col(name: &str, excluded: bool, unchanged: bool) -> Column<'_> {
         Column {

@@ -24,7 +24,7 @@ pub(crate) mod statement;
 
 use crate::as_user::AsUser;
 use crate::error::SafeguardError;
-use changes::{parse_trigger_args, what_to_log, BadTriggerArgs, Change, Column};
+use changes::{non_key_columns, parse_trigger_args, what_to_log, BadTriggerArgs, Change, Column};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -341,16 +341,7 @@ fn _audit_row<'a>(
     let Some(logged) = what_to_log(change, &columns, args.log_unchanged) else {
         return Ok(None);
     };
-    let not_key: Vec<String> = if args.primary_key.is_empty() {
-        vec![]
-    } else {
-        names
-            .iter()
-            .map(|(n, _)| n)
-            .filter(|n| !args.primary_key.contains(n))
-            .cloned()
-            .collect()
-    };
+    let not_key = non_key_columns(names.iter().map(|(n, _)| n.as_str()), &args.primary_key);
     // Identify the record by its primary key as it is after the change (as it was, for a
     // DELETE); a table without one by its whole row as it was before the change.
     let ident_before = match change {
@@ -578,7 +569,7 @@ unsafe fn log_transition_rows(
     let desc = unsafe { (*relation).rd_att };
     let attrs = unsafe { crate::tupdesc::attributes(desc) };
     let mut tenant_attnum = None;
-    let mut not_key = Vec::new();
+    let mut names = Vec::with_capacity(attrs.len());
     for (i, attr) in attrs.iter().enumerate() {
         if attr.attisdropped {
             continue;
@@ -588,12 +579,10 @@ unsafe fn log_transition_rows(
         if args.tenant_column.as_deref() == Some(&*name) && attr.atttypid == pg_sys::UUIDOID {
             tenant_attnum = Some(i as i32 + 1);
         }
-        if !args.primary_key.is_empty() && !args.primary_key.iter().any(|k| *k == name) {
-            not_key.push(name.into_owned());
-        }
+        names.push(name);
     }
     let excluded = direct::key_list(&args.excluded);
-    let not_key = direct::key_list(&not_key);
+    let not_key = direct::key_list(&non_key_columns(names.iter().map(|n| &**n), &args.primary_key));
     let (operation, inserted) = match rows {
         RowsOf::Inserted => ("INSERT", true),
         RowsOf::Deleted => ("DELETE", false),
