@@ -160,15 +160,9 @@ fi
 say "audit, CPU-bound (fsync = off, synchronous_commit = off, shared_buffers = 512MB)"
 CPU_SECONDS=${BENCH_CPU_SECONDS:-8}
 CPU_ROUNDS=${BENCH_CPU_ROUNDS:-3}
-restore_settings() {
-    "${PSQL[@]}" -q -c "ALTER SYSTEM RESET fsync" -c "ALTER SYSTEM RESET synchronous_commit" \
-        -c "ALTER SYSTEM RESET shared_buffers" >/dev/null
-    "$ROOT/scripts/cluster.sh" stop && "$ROOT/scripts/cluster.sh" start
-}
-trap 'restore_settings; rm -rf "$work"' EXIT
-"${PSQL[@]}" -q -c "ALTER SYSTEM SET fsync = off" -c "ALTER SYSTEM SET synchronous_commit = off" \
-    -c "ALTER SYSTEM SET shared_buffers = '512MB'" >/dev/null
-"$ROOT/scripts/cluster.sh" stop && "$ROOT/scripts/cluster.sh" start
+source "$ROOT/benches/cpu_bound.sh"
+trap 'leave_cpu_bound; rm -rf "$work"' EXIT
+enter_cpu_bound
 
 CPU_VARIANTS="plain rust plpgsql minimal unindexed"
 # A database of its own: logs as empty for pg_safeguard as for the baselines.

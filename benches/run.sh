@@ -18,7 +18,7 @@ echo "date:       $(date -u '+%Y-%m-%d %H:%M UTC')"
 fresh_database safeguard_bench
 "${PSQL[@]}" -q -d safeguard_bench -c "CREATE EXTENSION pg_safeguard"
 for bench in "$ROOT"/benches/*.sql "$ROOT"/benches/*.sh; do
-    [ "$(basename "$bench")" = run.sh ] && continue
+    case "$(basename "$bench")" in run.sh | cpu_bound.sh) continue ;; esac
     say "benchmark $(basename "${bench%.*}")"
     case "$bench" in
         *.sql) "${PSQL[@]}" -q -d safeguard_bench -f "$bench" ;;

@@ -3,7 +3,7 @@
 # unset). Usage: test-major.sh [--full]
 #   always: the unit, property and #[pg_test] tests, then the release build installed and, with
 #           every statement logged, the golden SQL tests, the demo, the pg_dump/pg_restore round
-#           trip, ALTER EXTENSION UPDATE from every kept release, and the search of the server
+#           trip (and a restore into a new cluster), ALTER EXTENSION UPDATE from every kept release, and the search of the server
 #           log for key bytes;
 #   --full: also the connection-pool client test, the Python package's tests and example
 #           application (with PgBouncer), the node-postgres smoke test, the audit and
@@ -24,6 +24,7 @@ scripts/regress.sh
 if $full; then scripts/client-test.sh; scripts/python-test.sh; scripts/node-test.sh; fi
 scripts/demo.sh >/dev/null
 scripts/dump-test.sh
+scripts/restore-new-cluster-test.sh
 scripts/upgrade-test.sh
 if $full; then
     scripts/audit-concurrency-test.sh

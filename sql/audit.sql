@@ -27,11 +27,14 @@ COMMENT ON TABLE safeguard.audit_log IS
     'Append-only audit trail written by safeguard.enable_audit() triggers and safeguard.audit_read()';
 -- A record's history (hash: equality is the only question asked of record_id, and hashing a
 -- small jsonb costs the writers far less than the jsonb comparisons of a btree descent); a
--- tenant's activity over time; time ranges (BRIN: the log is written in time order, so a
--- block-range index is tiny and costs the writers next to nothing).
+-- tenant's activity over time; time ranges and transaction ranges (BRIN: the log is written in
+-- time and transaction order, so a block-range index is tiny and costs the writers next to
+-- nothing; audit_seal() and audit_verify() find a seal's entries through its txid column, and
+-- autosummarize keeps the ranges summarized as the log grows).
 CREATE INDEX audit_log_record_idx ON safeguard.audit_log USING hash (record_id);
 CREATE INDEX audit_log_tenant_time_idx ON safeguard.audit_log (tenant_id, occurred_at);
-CREATE INDEX audit_log_time_idx ON safeguard.audit_log USING brin (occurred_at);
+CREATE INDEX audit_log_time_idx ON safeguard.audit_log USING brin (occurred_at, txid)
+    WITH (autosummarize = on);
 SELECT pg_catalog.pg_extension_config_dump('safeguard.audit_log', '');
 
 -- Reads are tenant-scoped like an isolated table. Not forced: the log's owner writes it (the

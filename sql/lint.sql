@@ -83,8 +83,10 @@ REVOKE ALL ON FUNCTION safeguard.lint_ignore(text, text, text), safeguard.lint_u
 -- DEFINER: the log is tenant-scoped for its readers, the review needs every entry.
 CREATE FUNCTION safeguard._audit_oldest_unsealed() RETURNS timestamptz
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    -- Sealed means below the last seal's horizon (a seal takes every entry below it), so only
+    -- the tail above it is read, through the log's block-range index on txid.
     SELECT min(l.occurred_at) FROM safeguard.audit_log l
-     WHERE NOT EXISTS (SELECT 1 FROM safeguard.audit_chain c WHERE c.log_id = l.id)
+     WHERE l.txid >= coalesce((SELECT max(s.horizon) FROM safeguard.audit_seals s), -9223372036854775808)
 $$;
 
 -- Column names that usually hold PHI or PII (the heuristic, reported as INFO only).

@@ -29,8 +29,54 @@ STRICT STABLE PARALLEL UNSAFE
 LANGUAGE c AS 'MODULE_PATHNAME', '_audit_verify_chain_wrapper';
 REVOKE ALL ON FUNCTION safeguard._audit_seal_chain(), safeguard._audit_verify_chain() FROM PUBLIC;
 
--- The hash chain is extended and checked in Rust (same encoding, same links): audit_seal and
--- audit_verify become wrappers that give those functions the owner's rights.
+-- Sealing by blocks (sql/audit_chain.sql): the chain's new table, the clusters' transaction
+-- number offsets, and the block-range index that finds a seal's entries by txid (the time index
+-- gains the txid column: one block-range index, not two, for the writers to maintain). The
+-- per-entry links 0.1.0 wrote stay in audit_chain, verified as before; blocks continue from them.
+CREATE TABLE safeguard.audit_chain_blocks (
+    last_seq     bigint PRIMARY KEY,   -- chain position of the block's last entry
+    after_txid   bigint NOT NULL,      -- the block's key range: after (after_txid, after_id) ...
+    after_id     uuid NOT NULL,
+    through_txid bigint NOT NULL,      -- ... through (through_txid, through_id), inclusive
+    through_id   uuid NOT NULL,
+    latest_at    timestamptz,          -- the newest entry's occurred_at (what audit_purge asks)
+    hashes       bytea NOT NULL,       -- per entry, in key order: txid (8 bytes), id (16), sha256 (32)
+    link         bytea NOT NULL
+);
+ALTER TABLE safeguard.audit_chain_blocks ALTER COLUMN hashes SET STORAGE EXTERNAL;
+CREATE TABLE safeguard.audit_eras (
+    system_identifier bigint PRIMARY KEY,  -- pg_control_system().system_identifier
+    txid_offset       bigint NOT NULL,
+    began_at          timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+COMMENT ON TABLE safeguard.audit_chain_blocks IS 'Hash-chain blocks of sealed audit entries (safeguard.audit_seal)';
+COMMENT ON TABLE safeguard.audit_eras IS
+    'The clusters that wrote this audit log and the offset each adds to txid_current() in audit_log.txid';
+COMMENT ON TABLE safeguard.audit_chain IS 'Hash-chain links of the audit entries sealed by pg_safeguard 0.1.0';
+SELECT pg_catalog.pg_extension_config_dump('safeguard.audit_chain_blocks', '');
+SELECT pg_catalog.pg_extension_config_dump('safeguard.audit_eras', '');
+REVOKE ALL ON safeguard.audit_chain_blocks, safeguard.audit_eras FROM PUBLIC;
+GRANT SELECT ON safeguard.audit_eras TO PUBLIC;
+SELECT safeguard._make_append_only('safeguard.audit_chain_blocks');
+SELECT safeguard._make_append_only('safeguard.audit_eras');
+-- The log so far was written by this cluster, with txid_current() itself: its offset is 0.
+INSERT INTO safeguard.audit_eras (system_identifier, txid_offset)
+SELECT system_identifier, 0 FROM pg_catalog.pg_control_system();
+-- Unsealed means at or above the last horizon: the lint rule reads only the log's tail.
+CREATE OR REPLACE FUNCTION safeguard._audit_oldest_unsealed() RETURNS timestamptz
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    -- Sealed means below the last seal's horizon (a seal takes every entry below it), so only
+    -- the tail above it is read, through the log's block-range index on txid.
+    SELECT min(l.occurred_at) FROM safeguard.audit_log l
+     WHERE l.txid >= coalesce((SELECT max(s.horizon) FROM safeguard.audit_seals s), -9223372036854775808)
+$$;
+DROP INDEX safeguard.audit_log_time_idx;
+CREATE INDEX audit_log_time_idx ON safeguard.audit_log USING brin (occurred_at, txid)
+    WITH (autosummarize = on);
+
+-- The hash chain is extended (in blocks) and checked in Rust, 0.1.0's links with the same
+-- encoding as before: audit_seal and audit_verify become wrappers that give those functions the
+-- owner's rights.
 CREATE OR REPLACE FUNCTION safeguard.audit_seal() RETURNS bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$ SELECT safeguard._audit_seal_chain() $$;
@@ -49,7 +95,7 @@ ALTER OPERATOR safeguard.<= (safeguard.ulid, safeguard.ulid) SET SCHEMA pg_catal
 ALTER OPERATOR safeguard.> (safeguard.ulid, safeguard.ulid) SET SCHEMA pg_catalog;
 ALTER OPERATOR safeguard.>= (safeguard.ulid, safeguard.ulid) SET SCHEMA pg_catalog;
 
--- audit_purge reads audit_retention through the library.
+-- audit_purge reads audit_retention through the library, and purges whole blocks.
 CREATE OR REPLACE FUNCTION safeguard.audit_purge(older_than interval) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -60,6 +106,7 @@ DECLARE
     written timestamptz;
     through_seq bigint;
     through_link bytea;
+    too_young boolean := false;
 BEGIN
     -- Read through the library (safeguard._setting), never current_setting(): in a session that
     -- has not loaded it yet, the setting would not exist, or be a placeholder any role could set.
@@ -80,12 +127,25 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('safeguard.audit_seal'));
     -- The oldest sealed entries, in chain order, as long as they are older than the cutoff:
     -- a prefix of the chain, read through its primary key, so the rest of the log is not read.
+    -- First the per-entry links of 0.1.0, then whole blocks (their newest entry is recorded).
     FOR chained IN SELECT c.seq, c.log_id, c.link FROM safeguard.audit_chain c ORDER BY c.seq LOOP
         SELECT l.occurred_at INTO written FROM safeguard.audit_log l WHERE l.id = chained.log_id;
-        EXIT WHEN written IS NULL OR written >= cutoff;
+        IF written IS NULL OR written >= cutoff THEN
+            too_young := true;
+            EXIT;
+        END IF;
         through_seq := chained.seq;
         through_link := chained.link;
     END LOOP;
+    IF NOT too_young THEN
+        FOR chained IN SELECT b.last_seq, b.link, b.latest_at FROM safeguard.audit_chain_blocks b
+                        WHERE b.last_seq > coalesce((SELECT max(p.through_seq) FROM safeguard.audit_purges p), 0)
+                        ORDER BY b.last_seq LOOP
+            EXIT WHEN chained.latest_at >= cutoff;
+            through_seq := chained.last_seq;
+            through_link := chained.link;
+        END LOOP;
+    END IF;
     IF through_seq IS NULL THEN
         RETURN 0;
     END IF;

@@ -6,6 +6,27 @@
 -- scripts/upgrade-test.sh compares the result with a fresh 0.1.0 install.
 \echo Use "ALTER EXTENSION pg_safeguard UPDATE TO '0.1.0'" to load this file. \quit
 
+-- 0.1.0 chains every entry one by one and numbers entries by txid_current() alone. Going back
+-- is refused when the chain does not verify (its blocks are dropped below, and their entries
+-- chained again the 0.1.0 way, which must not launder a tampered log), and when this log was
+-- restored into a cluster whose transaction numbers it had to offset (0.1.0 has no offsets).
+DO $$
+DECLARE
+    verdict record;
+BEGIN
+    IF EXISTS (SELECT 1 FROM safeguard.audit_eras e WHERE e.txid_offset <> 0) THEN
+        RAISE EXCEPTION 'this audit log was restored into a cluster that offsets its transaction numbers: 0.1.0 cannot continue it'
+            USING ERRCODE = '55000', HINT = 'Stay on 0.2.0, or take the log out (pg_dump) before going back.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM safeguard.audit_chain_blocks) THEN
+        SELECT * INTO verdict FROM safeguard._audit_verify_chain();
+        IF NOT verdict.ok THEN
+            RAISE EXCEPTION 'the audit chain does not verify (%): not taking it back to 0.1.0', verdict.detail
+                USING ERRCODE = '55000', HINT = 'Investigate with SELECT * FROM safeguard.audit_verify(); first.';
+        END IF;
+    END IF;
+END $$;
+
 -- 0.1.0's functions, in place of the ones that read settings through the library or refuse
 -- widening policies.
 -- The hash chain's PL/pgSQL loops.
@@ -565,6 +586,22 @@ DROP FUNCTION safeguard.scope_foreign_key(regclass, name);
 DROP FUNCTION safeguard._foreign_key_scoped(oid);
 DROP FUNCTION safeguard._alter_table_with_unforced_checks(text);
 DROP FUNCTION safeguard._setting(text);
+-- Sealing by blocks: the entries the blocks sealed are chained again by 0.1.0's audit_seal()
+-- (restored above) once the blocks are gone; verified just before.
+DROP TABLE safeguard.audit_chain_blocks;
+DROP TABLE safeguard.audit_eras;
+DROP INDEX safeguard.audit_log_time_idx;
+CREATE INDEX audit_log_time_idx ON safeguard.audit_log USING brin (occurred_at);
+COMMENT ON TABLE safeguard.audit_chain IS 'Hash-chain links of sealed audit entries (safeguard.audit_seal)';
+CREATE OR REPLACE FUNCTION safeguard._audit_oldest_unsealed() RETURNS timestamptz
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT min(l.occurred_at) FROM safeguard.audit_log l
+     WHERE NOT EXISTS (SELECT 1 FROM safeguard.audit_chain c WHERE c.log_id = l.id)
+$$;
+SELECT safeguard.audit_seal()
+ WHERE EXISTS (SELECT 1 FROM safeguard.audit_log l
+                WHERE l.txid < (SELECT max(s.horizon) FROM safeguard.audit_seals s)
+                  AND NOT EXISTS (SELECT 1 FROM safeguard.audit_chain c WHERE c.log_id = l.id));
 DROP FUNCTION safeguard._audit_seal_chain();
 DROP FUNCTION safeguard._audit_verify_chain();
 DROP FUNCTION safeguard._preloaded();

@@ -230,6 +230,9 @@ impl LogTable {
 
     /// Inserts one entry, with its index entries.
     pub(super) fn insert(&mut self, context: &Context, entry: &Entry) {
+        // txid_current() plus this cluster's offset (era.rs), as every writer records it.
+        // SAFETY: reads (or assigns) the top-level transaction's ID.
+        let txid = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64 + super::era::txid_offset();
         let datums: [Option<pg_sys::Datum>; COLUMNS.len()] = [
             crate::ids::new_id().into_datum(),
             // SAFETY: reads the clock, like clock_timestamp(), the column's default.
@@ -241,8 +244,7 @@ impl LogTable {
             Some(context.db_user),
             context.client_addr,
             Some(context.application_name),
-            // SAFETY: what txid_current() returns; the transaction writes, so it has an ID.
-            Some(pg_sys::Datum::from(unsafe { pg_sys::GetTopFullTransactionId() }.value as i64)),
+            Some(pg_sys::Datum::from(txid)),
             Some(context.schema),
             Some(context.table),
             Some(text_datum(entry.operation.as_bytes())),

@@ -17,9 +17,11 @@
 //! The log is written as its owner, the extension's owner: application roles can read their
 //! tenant's rows of the log but cannot insert, update or delete any.
 
+mod blocks;
 mod chain;
 mod changes;
 mod direct;
+mod era;
 pub(crate) mod statement;
 
 use crate::as_user::AsUser;
@@ -59,7 +61,7 @@ INSERT INTO safeguard.audit_log
        (tenant_id, actor_id, impersonator_id, request_id, db_user, client_addr, application_name,
         txid, table_schema, table_name, operation, record_id, old_data, new_data, changed_columns)
 VALUES ($1, $2, $3, $4, $5, pg_catalog.inet_client_addr(),
-        pg_catalog.current_setting('application_name'), pg_catalog.txid_current(), $12, $13, $11,
+        pg_catalog.current_setting('application_name'), pg_catalog.txid_current() + $15, $12, $13, $11,
         pg_catalog.to_jsonb($10) OPERATOR(pg_catalog.-) $9,
         pg_catalog.to_jsonb($6) OPERATOR(pg_catalog.-) $8,
         pg_catalog.to_jsonb($7) OPERATOR(pg_catalog.-) $8, $14::name[])";
@@ -69,7 +71,7 @@ INSERT INTO safeguard.audit_log
        (tenant_id, actor_id, impersonator_id, request_id, db_user, client_addr, application_name,
         txid, table_schema, table_name, operation, record_id, new_data)
 VALUES ($1, $2, $3, $4, $5, pg_catalog.inet_client_addr(),
-        pg_catalog.current_setting('application_name'), pg_catalog.txid_current(), $6, $7, 'READ',
+        pg_catalog.current_setting('application_name'), pg_catalog.txid_current() + $10, $6, $7, 'READ',
         $8, CASE WHEN $9 IS NULL THEN NULL ELSE pg_catalog.jsonb_build_object('purpose', $9) END)";
 
 /// The first five parameters of every log insert: tenant, actor, impersonator, request id and
@@ -162,6 +164,7 @@ fn with_writer<R>(f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>, &mut Writer) -> 
                     pg_sys::TEXTOID,
                     pg_sys::TEXTOID,
                     pg_sys::TEXTARRAYOID,
+                    pg_sys::INT8OID,
                 ]
                 .into_iter()
                 .map(PgOid::from)
@@ -421,6 +424,7 @@ fn write_change(
         text(Some(table)),
         // SAFETY: a Vec<String> is a text[] datum.
         unsafe { DatumWithOid::new(changed_columns, PgBuiltInOids::TEXTARRAYOID.value()) },
+        era::txid_offset().into(),
     ];
     with_writer(|client, writer| {
         let _as_owner = AsUser::switch_to(writer.log_owner);
@@ -501,6 +505,7 @@ fn _audit_statement<'a>(
         text(Some(table)),
         text_array(args.excluded.clone()),
         text_array(args.primary_key.clone()),
+        era::txid_offset().into(),
     ];
     with_writer(|client, writer| {
         // SAFETY: this is a trigger call: its TriggerData is valid for the whole call. It makes
@@ -521,6 +526,7 @@ fn _audit_statement<'a>(
                     pg_sys::TEXTOID,
                     pg_sys::TEXTARRAYOID,
                     pg_sys::TEXTARRAYOID,
+                    pg_sys::INT8OID,
                 ]
                 .into_iter()
                 .map(PgOid::from)
@@ -641,8 +647,8 @@ fn _audit_guard<'a>(
     .report()
 }
 
-/// Deletes the sealed entries at chain positions up to `through_seq`, with their links, and
-/// records the purge so that audit_verify() resumes from `through_link`. Called by
+/// Deletes the sealed entries at chain positions up to `through_seq` (with their links, for those
+/// 0.1.0 sealed; blocks stay whole, as the chain's record), and records the purge so that audit_verify() resumes from `through_link`. Called by
 /// safeguard.audit_purge(), which checks the retention; EXECUTE is revoked from PUBLIC.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _audit_purge_through(through_seq: i64, through_link: &[u8], older_than: &str) -> i64 {
@@ -664,6 +670,8 @@ fn _audit_purge_through(through_seq: i64, through_link: &[u8], older_than: &str)
                 &[through_seq.into()],
             )
             .unwrap_or_else(|e| pgrx::error!("pg_safeguard: purging the audit chain failed: {e}"));
+        // The entries the purged blocks list; the blocks stay, for their links.
+        let deleted = deleted + chain::delete_entries_of_blocks(client, through_seq);
         client
             .update(
                 "INSERT INTO safeguard.audit_purges (through_seq, through_link, entries, older_than)
@@ -709,6 +717,7 @@ fn audit_read(tbl: PgRelation, record_id: pgrx::JsonB, purpose: default!(Option<
         // SAFETY: JsonB is a jsonb datum.
         unsafe { DatumWithOid::new(record_id, PgBuiltInOids::JSONBOID.value()) },
         text(purpose.map(str::to_owned)),
+        era::txid_offset().into(),
     ];
     with_writer(|client, writer| {
         let _as_owner = AsUser::switch_to(writer.log_owner);

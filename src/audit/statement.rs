@@ -9,7 +9,8 @@
 //!
 //! Parameters: $1 tenant (used when the table has no tenant column), $2 actor, $3 impersonator,
 //! $4 request id, $5 database user, $6 schema, $7 table, $8 excluded columns (text[]),
-//! $9 primary-key column names (text[]). The session facts (client address, application name,
+//! $9 primary-key column names (text[]), $10 the cluster's offset to txid_current() (`era`).
+//! The session facts (client address, application name,
 //! transaction id) are computed once per statement by a sub-select, not once per row.
 
 /// A PostgreSQL identifier, always quoted.
@@ -60,7 +61,7 @@ pub fn insert_log_rows(
                 '{operation}', {record_id}, pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) $8 \
            FROM (SELECT pg_catalog.inet_client_addr() AS client_addr, \
                         pg_catalog.current_setting('application_name') AS application_name, \
-                        pg_catalog.txid_current() AS txid) AS s, \
+                        pg_catalog.txid_current() + $10 AS txid) AS s, \
                 {transition} AS t"
     )
 }
@@ -94,7 +95,7 @@ mod tests {
             sql.contains("'INSERT'")
                 && sql.contains("new_data")
                 && sql.ends_with(" sg_new AS t")
-                && sql.contains("pg_catalog.txid_current() AS txid) AS s")
+                && sql.contains("pg_catalog.txid_current() + $10 AS txid) AS s")
         );
     }
 

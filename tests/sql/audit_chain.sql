@@ -25,28 +25,57 @@ VALUES ('1969-12-31 23:59:59.5+00', current_user, '10.1.2.3/24', txid_current(),
 -- (Entries of earlier test files in this database are sealed too.)
 SELECT safeguard.audit_seal() >= 241 AS sealed;
 SELECT safeguard.audit_seal() AS sealed_again;
--- The links the Rust sealer wrote are those of the reference encoding (_audit_canonical, the
--- 0.1.0 PL/pgSQL chain), link by link.
+-- The blocks, recomputed here in SQL from the documented format (sql/audit_chain.sql): every
+-- listed entry's hash is sha256 of the reference encoding (_audit_canonical, 0.1.0's), each
+-- listed key is its entry's, the blocks tile the key range, and each link is
+-- sha256(previous || tag || last_seq || after || through || latest_at || entries).
 DO $$
 DECLARE
     link bytea := decode(repeat('00', 32), 'hex');
-    chained record;
+    block record;
+    entry safeguard.audit_log;
+    listed bytea;
+    through_txid bigint;
+    through_id uuid;
+    seq bigint := 0;
     compared bigint := 0;
     differing bigint := 0;
+    bad_links bigint := 0;
+    gaps bigint := 0;
 BEGIN
-    FOR chained IN SELECT c.link AS stored, l AS entry FROM safeguard.audit_chain c
-                     JOIN safeguard.audit_log l ON l.id = c.log_id ORDER BY c.seq LOOP
-        link := sha256(link || safeguard._audit_canonical(chained.entry));
-        compared := compared + 1;
-        IF link <> chained.stored THEN
-            differing := differing + 1;
+    FOR block IN SELECT * FROM safeguard.audit_chain_blocks ORDER BY last_seq LOOP
+        IF through_txid IS NOT NULL AND (block.after_txid, block.after_id) <> (through_txid, through_id) THEN
+            gaps := gaps + 1;
         END IF;
+        FOR n IN 0 .. octet_length(block.hashes) / 56 - 1 LOOP
+            listed := substring(block.hashes FROM n * 56 + 1 FOR 56);
+            SELECT * INTO entry FROM safeguard.audit_log l
+             WHERE l.id = encode(substring(listed FROM 9 FOR 16), 'hex')::uuid;
+            compared := compared + 1;
+            IF int8send(entry.txid) <> substring(listed FROM 1 FOR 8)
+               OR sha256(safeguard._audit_canonical(entry)) <> substring(listed FROM 25 FOR 32)
+               OR (entry.txid, entry.id) <= (block.after_txid, block.after_id)
+               OR (entry.txid, entry.id) > (block.through_txid, block.through_id) THEN
+                differing := differing + 1;
+            END IF;
+        END LOOP;
+        seq := seq + octet_length(block.hashes) / 56;
+        link := sha256(link || convert_to('pg_safeguard audit block v1', 'UTF8') || '\x00'::bytea
+                       || int8send(block.last_seq) || int8send(block.after_txid) || uuid_send(block.after_id)
+                       || int8send(block.through_txid) || uuid_send(block.through_id)
+                       || int8send((extract(epoch FROM block.latest_at - '2000-01-01 00:00:00+00') * 1000000)::bigint)
+                       || block.hashes);
+        IF link <> block.link OR block.last_seq <> seq THEN
+            bad_links := bad_links + 1;
+        END IF;
+        through_txid := block.through_txid;
+        through_id := block.through_id;
     END LOOP;
-    RAISE NOTICE 'links compared: % (all sealed: %), differing from the reference encoding: %',
-        compared > 245, compared = (SELECT count(*) FROM safeguard.audit_chain), differing;
+    RAISE NOTICE 'entries compared: % (every entry sealed: %), differing from the reference encoding: %, links differing: %, gaps: %',
+        compared > 245, compared = (SELECT count(*) FROM safeguard.audit_log), differing, bad_links, gaps;
 END $$;
-SELECT ok, rows_checked = (SELECT count(*) FROM safeguard.audit_chain) AS all_checked, first_bad_id,
-       detail LIKE '% sealed entries verified' AS detail
+SELECT ok, rows_checked = (SELECT sum(octet_length(hashes) / 56) FROM safeguard.audit_chain_blocks) AS all_checked,
+       first_bad_id, detail LIKE '% sealed entries verified' AS detail
   FROM safeguard.audit_verify();
 SELECT entries >= 241 AS entries, first_seq, last_seq = entries AS contiguous, octet_length(last_link) AS link_bytes
   FROM safeguard.audit_seals;
@@ -90,9 +119,51 @@ ROLLBACK;
 -- The chain itself is append-only too.
 UPDATE safeguard.audit_chain SET link = '\x00';
 \echo :LAST_ERROR_SQLSTATE
+UPDATE safeguard.audit_chain_blocks SET link = '\x00';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM safeguard.audit_eras;
+\echo :LAST_ERROR_SQLSTATE
 DELETE FROM safeguard.audit_seals;
 \echo :LAST_ERROR_SQLSTATE
 SELECT ok, first_bad_id FROM safeguard.audit_verify();
+
+-- A seal of more entries than a block holds (16,384) writes several blocks, each continuing the
+-- last; whoever alters, removes or forges a block, or an entry inside one, is found out too.
+CREATE TABLE bulk (id int PRIMARY KEY);
+SELECT safeguard.enable_audit('bulk');
+INSERT INTO bulk SELECT generate_series(1, 40000);
+SELECT count(*) AS blocks_before FROM safeguard.audit_chain_blocks \gset
+SELECT safeguard.audit_seal() AS sealed_in_blocks;
+SELECT count(*) - :blocks_before AS new_blocks FROM safeguard.audit_chain_blocks;
+SELECT ok, detail LIKE '% sealed entries verified' AS verified FROM safeguard.audit_verify();
+SELECT l.id AS middle FROM safeguard.audit_log l WHERE l.table_name = 'bulk' AND l.record_id = '{"id": 20000}' \gset
+BEGIN;
+ALTER TABLE safeguard.audit_log DISABLE TRIGGER sg_audit_guard;
+UPDATE safeguard.audit_log SET new_data = '{"id": -1}' WHERE id = :'middle';
+SELECT ok, first_bad_id = :'middle' AS found, detail FROM safeguard.audit_verify();
+ROLLBACK;
+BEGIN;
+ALTER TABLE safeguard.audit_chain_blocks DISABLE TRIGGER sg_audit_guard;
+UPDATE safeguard.audit_chain_blocks SET hashes = substring(hashes FROM 57)
+ WHERE last_seq = (SELECT max(last_seq) FROM safeguard.audit_chain_blocks);
+SELECT ok, first_bad_id, detail FROM safeguard.audit_verify();
+ROLLBACK;
+BEGIN;
+ALTER TABLE safeguard.audit_chain_blocks DISABLE TRIGGER sg_audit_guard;
+DELETE FROM safeguard.audit_chain_blocks
+ WHERE last_seq = (SELECT last_seq FROM safeguard.audit_chain_blocks ORDER BY last_seq DESC OFFSET 1 LIMIT 1);
+SELECT ok, first_bad_id, detail FROM safeguard.audit_verify();
+ROLLBACK;
+-- An entry deleted with a block's link replaced: the link no longer follows from the block.
+BEGIN;
+ALTER TABLE safeguard.audit_chain_blocks DISABLE TRIGGER sg_audit_guard;
+ALTER TABLE safeguard.audit_log DISABLE TRIGGER sg_audit_guard;
+DELETE FROM safeguard.audit_log WHERE id = :'middle';
+UPDATE safeguard.audit_chain_blocks SET link = sha256(link)
+ WHERE last_seq = (SELECT last_seq FROM safeguard.audit_chain_blocks ORDER BY last_seq DESC OFFSET 1 LIMIT 1);
+SELECT ok, first_bad_id, detail FROM safeguard.audit_verify();
+ROLLBACK;
+SELECT ok FROM safeguard.audit_verify();
 
 -- Retention: nothing younger than safeguard.audit_retention (6 years by default) can be purged.
 SHOW safeguard.audit_retention;
@@ -131,4 +202,4 @@ SELECT safeguard._audit_purge_through(1, '\x00', '10 years');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 DROP ROLE sg_chain_app;
-DROP TABLE visits;
+DROP TABLE visits, bulk;
