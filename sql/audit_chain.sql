@@ -94,11 +94,12 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
         quote_nullable(l.changed_columns::text)), 'UTF8')
 $$;
 
--- Both are Rust (src/audit/chain.rs: the same encoding and links, computed in one streaming
--- pass); these wrappers give them the owner's rights. _audit_canonical above stays the reference
--- encoding, which the tests compare with the Rust one.
+-- Both are Rust (src/audit/chain.rs: the same encoding, each entry read once); these wrappers
+-- give them the owner's rights, and keep JIT off: the log is read by a few large scans whose
+-- compilation (about 0.1 s each) would cost more than it saves. _audit_canonical above stays the
+-- reference encoding, which the tests compare with the Rust one.
 CREATE FUNCTION safeguard.audit_seal() RETURNS bigint
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$ SELECT safeguard._audit_seal_chain() $$;
 COMMENT ON FUNCTION safeguard.audit_seal() IS
     'Extend the audit hash chain over every entry of a finished transaction not yet sealed; returns how many';
@@ -110,7 +111,7 @@ COMMENT ON FUNCTION safeguard.audit_seal() IS
 CREATE FUNCTION safeguard.audit_verify()
 RETURNS TABLE (ok boolean, rows_checked bigint, first_bad_id uuid, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp SET enable_hashjoin = off SET enable_mergejoin = off
+SET search_path = pg_catalog, pg_temp SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
 AS $$ SELECT * FROM safeguard._audit_verify_chain() $$;
 COMMENT ON FUNCTION safeguard.audit_verify() IS
     'Recompute the audit hash chain; report the first entry modified, deleted or inserted out of band';

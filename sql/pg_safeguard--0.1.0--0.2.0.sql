@@ -78,12 +78,12 @@ CREATE INDEX audit_log_time_idx ON safeguard.audit_log USING brin (occurred_at, 
 -- encoding as before: audit_seal and audit_verify become wrappers that give those functions the
 -- owner's rights.
 CREATE OR REPLACE FUNCTION safeguard.audit_seal() RETURNS bigint
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$ SELECT safeguard._audit_seal_chain() $$;
 CREATE OR REPLACE FUNCTION safeguard.audit_verify()
 RETURNS TABLE (ok boolean, rows_checked bigint, first_bad_id uuid, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp SET enable_hashjoin = off SET enable_mergejoin = off
+SET search_path = pg_catalog, pg_temp SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
 AS $$ SELECT * FROM safeguard._audit_verify_chain() $$;
 
 -- safeguard.ulid's comparison operators move to pg_catalog, where every search_path finds them.

@@ -100,20 +100,27 @@ pub fn block_link(previous: &Link, header: &Header, entries: &[u8]) -> Link {
 
 /// Keeps the `capacity` entries with the smallest keys among those offered, so that a seal's
 /// memory stays bounded however many entries wait: what it cannot keep waits for its next pass.
+/// Entries arrive mostly in key order (the log is written in transaction order), so they are
+/// only collected, and sorted once at the end (a near-sorted run sorts in linear time), until
+/// there are more than `capacity`: only then a heap evicts the largest key.
 pub struct Smallest {
-    heap: BinaryHeap<Sealed>,
+    collected: Vec<Sealed>,
+    heap: Option<BinaryHeap<Sealed>>,
     capacity: usize,
     left_out: bool,
 }
 
 impl Smallest {
     pub fn new(capacity: usize) -> Self {
-        Smallest { heap: BinaryHeap::new(), capacity, left_out: false }
+        Smallest { collected: Vec::new(), heap: None, capacity, left_out: false }
     }
 
     /// Whether an entry with this key would be kept (ask before paying for its hash).
     pub fn would_keep(&mut self, key: &Key) -> bool {
-        let keep = self.heap.len() < self.capacity || self.heap.peek().is_some_and(|top| *key < top.key);
+        let keep = match &self.heap {
+            None => true,
+            Some(heap) => heap.peek().is_some_and(|top| *key < top.key),
+        };
         if !keep {
             self.left_out = true;
         }
@@ -121,16 +128,35 @@ impl Smallest {
     }
 
     pub fn push(&mut self, entry: Sealed) {
-        self.heap.push(entry);
-        if self.heap.len() > self.capacity {
-            self.heap.pop();
-            self.left_out = true;
+        match &mut self.heap {
+            None => {
+                self.collected.push(entry);
+                if self.collected.len() > self.capacity {
+                    let mut heap = BinaryHeap::from(std::mem::take(&mut self.collected));
+                    heap.pop();
+                    self.heap = Some(heap);
+                    self.left_out = true;
+                }
+            }
+            Some(heap) => {
+                heap.push(entry);
+                heap.pop();
+                self.left_out = true;
+            }
         }
     }
 
     /// The kept entries in key order, and whether any offered entry was left out.
     pub fn into_sorted(self) -> (Vec<Sealed>, bool) {
-        (self.heap.into_sorted_vec(), self.left_out)
+        let entries = match self.heap {
+            Some(heap) => heap.into_sorted_vec(),
+            None => {
+                let mut collected = self.collected;
+                collected.sort();
+                collected
+            }
+        };
+        (entries, self.left_out)
     }
 }
 
@@ -252,6 +278,17 @@ mod tests {
         }
         let (kept, left_out) = smallest.into_sorted();
         assert_eq!(kept.iter().map(|e| e.key).collect::<Vec<_>>(), vec![key(2, 0), key(2, 1), key(5, 1)]);
+        assert!(left_out);
+        // Many more than the capacity, in a scrambled order: the smallest, sorted.
+        let mut many = Smallest::new(100);
+        for n in 0..10_000i64 {
+            let txid = (n * 7919) % 10_000;
+            if many.would_keep(&key(txid, 0)) {
+                many.push(sealed(txid, 0));
+            }
+        }
+        let (kept, left_out) = many.into_sorted();
+        assert_eq!(kept.iter().map(|e| e.key.txid).collect::<Vec<_>>(), (0..100).collect::<Vec<_>>());
         assert!(left_out);
         let mut roomy = Smallest::new(10);
         roomy.push(sealed(1, 1));

@@ -71,10 +71,17 @@ const BATCH: i64 = 1_000;
 /// A NOTICE every this many entries, for runs long enough to want one.
 const PROGRESS_EVERY: i64 = 1_000_000;
 /// Entries a seal hashes per pass over the unsealed range (64 bytes each in memory): a larger
-/// backlog takes more passes.
+/// backlog takes more passes. (Small in the #[pg_test] build, so that its tests seal in several
+/// passes and blocks.)
+#[cfg(not(feature = "pg_test"))]
 const SEAL_PASS_ENTRIES: usize = 1 << 20;
+#[cfg(feature = "pg_test")]
+const SEAL_PASS_ENTRIES: usize = 1_000;
 /// Entries per block: about 0.9 MB of hashes per block row.
+#[cfg(not(feature = "pg_test"))]
 const BLOCK_ENTRIES: usize = 16_384;
+#[cfg(feature = "pg_test")]
+const BLOCK_ENTRIES: usize = 300;
 /// Blocks verified together against one read of their range of the log (at most this many
 /// times BLOCK_ENTRIES entries, 56 bytes each in memory).
 const VERIFY_BLOCKS_PER_READ: i64 = 64;
@@ -668,16 +675,26 @@ fn verify(client: &mut SpiClient<'_>, offset: i64) -> Result<Verdict, Verdict> {
     // Everything at or below the chain's first checked key is either one of 0.1.0's per-entry
     // links or was purged: an entry there that is neither, one that claims no transaction, or
     // one that has not begun yet, was written around the triggers (they always record the
-    // writing transaction).
+    // writing transaction). The snapshot's xmax is the newest finished transaction plus one:
+    // the verifying transaction's own entries (visible to it) may lie above it.
     let below = first_after.or(last_through).unwrap_or_else(|| chain_head(client).after);
+    // Three reads through the log's block-range index on txid (each touches only the ranges that
+    // may hold such entries and the unsummarized tail); OFFSET 0 keeps the planner from walking
+    // the whole primary key instead to return the lowest id first.
     let stray = client
         .select(
-            "SELECT l.id FROM safeguard.audit_log l
-              WHERE (l.txid IS NULL
-                     OR l.txid >= pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot()) + $1
-                     OR ((l.txid, l.id) <= ($2, $3)
-                         AND NOT EXISTS (SELECT 1 FROM safeguard.audit_chain c WHERE c.log_id = l.id)))
-              ORDER BY l.id LIMIT 1",
+            "SELECT s.id FROM (
+                 SELECT l.id FROM safeguard.audit_log l WHERE l.txid IS NULL
+                 UNION ALL
+                 SELECT l.id FROM safeguard.audit_log l
+                  WHERE l.txid >= pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot()) + $1
+                    AND l.txid IS DISTINCT FROM pg_catalog.txid_current_if_assigned() + $1
+                 UNION ALL
+                 SELECT l.id FROM safeguard.audit_log l
+                  WHERE l.txid <= $2 AND (l.txid, l.id) <= ($2, $3)
+                    AND NOT EXISTS (SELECT 1 FROM safeguard.audit_chain c WHERE c.log_id = l.id)
+                 OFFSET 0) s
+              ORDER BY s.id LIMIT 1",
             None,
             &[offset.into(), below.txid.into(), pgrx::Uuid::from_bytes(below.id).into()],
         )
@@ -813,9 +830,43 @@ fn verify_entry_links(
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
 mod tests {
     use super::*;
+    use crate::test_support::one;
+
+    /// A backlog larger than a pass (1,000 entries in this build) is sealed in several passes,
+    /// the smallest keys first, into blocks of 300 that tile the range, and verifies.
+    #[pg_test]
+    fn a_large_backlog_is_sealed_in_passes_and_blocks() {
+        Spi::run("CREATE TABLE backlog (id int PRIMARY KEY)").unwrap();
+        Spi::run("SELECT safeguard.enable_audit('backlog')").unwrap();
+        Spi::run("INSERT INTO backlog SELECT generate_series(1, 2500)").unwrap();
+        // The test runs in one transaction: its own entries are not below the horizon yet.
+        assert_eq!(one::<i64>("SELECT safeguard.audit_seal()"), 0);
+        // Entries of finished transactions, written out of band as the triggers would: the
+        // same rows with transaction numbers 10..14, in scrambled physical order.
+        Spi::run(
+            "INSERT INTO safeguard.audit_log (db_user, table_schema, table_name, operation, record_id, txid)
+             SELECT current_user, 'public', 'backlog_past', 'INSERT', jsonb_build_object('id', n), 10 + (n * 7) % 5
+               FROM generate_series(1, 2500) n",
+        )
+        .unwrap();
+        assert_eq!(one::<i64>("SELECT safeguard.audit_seal()"), 2500);
+        // Three passes (1,000 + 1,000 + 500 entries), each cut into blocks of at most 300.
+        assert_eq!(one::<i64>("SELECT count(*) FROM safeguard.audit_chain_blocks"), 4 + 4 + 2);
+        assert!(one::<bool>(
+            "SELECT bool_and(b.after_txid IS NOT DISTINCT FROM p.through_txid AND b.after_id IS NOT DISTINCT FROM p.through_id)
+               FROM safeguard.audit_chain_blocks b
+               JOIN safeguard.audit_chain_blocks p ON p.last_seq = (SELECT max(q.last_seq) FROM safeguard.audit_chain_blocks q WHERE q.last_seq < b.last_seq)"
+        ));
+        assert_eq!(one::<i64>("SELECT max(last_seq) FROM safeguard.audit_chain_blocks"), 2500);
+        assert_eq!(
+            one::<String>("SELECT format('%s %s %s', ok, rows_checked, detail) FROM safeguard.audit_verify()"),
+            "t 2500 2500 sealed entries verified"
+        );
+    }
 
     fn quoted(value: Option<&str>) -> String {
         let mut out = Vec::new();
