@@ -57,9 +57,9 @@ SQL
     s=$(printf '%s\n' "${seal[@]}" | median); v=$(printf '%s\n' "${verify[@]}" | median)
     ps=$(printf '%s\n' "${plseal[@]}" | median); pv=$(printf '%s\n' "${plverify[@]}" | median)
     awk -v n="$ENTRIES" -v label="$label" -v s="$s" -v v="$v" -v ps="$ps" -v pv="$pv" 'BEGIN {
-        printf "%-40s %12s %12s %10s\n", "audit chain, " n " entries, " label, "pg_safeguard", "PL/pgSQL", "speed-up"
-        printf "%-40s %10.2f s %10.2f s %9.1fx\n", "audit_seal()", s / 1000, ps / 1000, ps / s
-        printf "%-40s %10.2f s %10.2f s %9.1fx\n", "audit_verify()", v / 1000, pv / 1000, pv / v
+        printf "%-48s %12s %12s %10s\n", "audit chain, " n " entries, " label, "pg_safeguard", "PL/pgSQL", "speed-up"
+        printf "%-48s %10.2f s %10.2f s %9.1fx\n", "audit_seal()", s / 1000, ps / 1000, ps / s
+        printf "%-48s %10.2f s %10.2f s %9.1fx\n", "audit_verify()", v / 1000, pv / 1000, pv / v
     }'
 }
 
