@@ -599,16 +599,17 @@ fn verify(client: &mut SpiClient<'_>, offset: i64) -> Result<Verdict, Verdict> {
             None,
             &[],
         )
-        .ok()
-        .and_then(|t| t.first().get_two::<i64, &[u8]>().ok())
-        .and_then(|(seq, link)| Some((seq?, as_link(link?))))
-        .unwrap_or((0, zero_link()));
+        .and_then(|t| if t.is_empty() { Ok((None, None)) } else { t.first().get_two::<i64, &[u8]>() })
+        .unwrap_or_else(|e| spi_failed("reading the last purge", e));
+    let (purged_through, purged_link) = match (purged_through, purged_link) {
+        (Some(seq), Some(link)) => (seq, as_link(link)),
+        _ => (0, zero_link()),
+    };
     let mut printers = Printers::new();
     let (mut checked, mut seq, mut link) = verify_entry_links(client, &mut printers, purged_through, purged_link)?;
     // Blocks: the links in order, then each window of blocks against the log.
     let mut previous: Option<Key> = None;
     let mut first_after: Option<Key> = None;
-    let mut last_through: Option<Key> = None;
     let query = log_range_query();
     let mut encoded = Vec::with_capacity(1024);
     let mut next_seq = purged_through;
@@ -620,10 +621,6 @@ fn verify(client: &mut SpiClient<'_>, offset: i64) -> Result<Verdict, Verdict> {
         let mut window: Option<Window> = None;
         for (header, entries, stored) in &blocks {
             next_seq = header.last_seq;
-            last_through = Some(header.through);
-            if header.last_seq <= purged_through {
-                continue;
-            }
             if previous.is_some_and(|p| p != header.after) || header.after >= header.through {
                 return Err(bad(checked, None, "the chain's blocks do not tile the sealed range: a block was removed or altered"));
             }
@@ -677,7 +674,7 @@ fn verify(client: &mut SpiClient<'_>, offset: i64) -> Result<Verdict, Verdict> {
     // one that has not begun yet, was written around the triggers (they always record the
     // writing transaction). The snapshot's xmax is the newest finished transaction plus one:
     // the verifying transaction's own entries (visible to it) may lie above it.
-    let below = first_after.or(last_through).unwrap_or_else(|| chain_head(client).after);
+    let below = first_after.unwrap_or_else(|| chain_head(client).after);
     // Three reads through the log's block-range index on txid (each touches only the ranges that
     // may hold such entries and the unsummarized tail); OFFSET 0 keeps the planner from walking
     // the whole primary key instead to return the lowest id first.
@@ -698,8 +695,8 @@ fn verify(client: &mut SpiClient<'_>, offset: i64) -> Result<Verdict, Verdict> {
             None,
             &[offset.into(), below.txid.into(), pgrx::Uuid::from_bytes(below.id).into()],
         )
-        .ok()
-        .and_then(|t| t.first().get_one::<pgrx::Uuid>().ok().flatten());
+        .and_then(|t| if t.is_empty() { Ok(None) } else { t.first().get_one::<pgrx::Uuid>() })
+        .unwrap_or_else(|e| spi_failed("looking for entries written around the triggers", e));
     if let Some(stray) = stray {
         return Err((
             false,

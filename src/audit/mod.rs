@@ -648,8 +648,9 @@ fn _audit_guard<'a>(
 }
 
 /// Deletes the sealed entries at chain positions up to `through_seq` (with their links, for those
-/// 0.1.0 sealed; blocks stay whole, as the chain's record), and records the purge so that audit_verify() resumes from `through_link`. Called by
-/// safeguard.audit_purge(), which checks the retention; EXECUTE is revoked from PUBLIC.
+/// 0.1.0 sealed; blocks stay whole, as the chain's record), and records the purge so that
+/// audit_verify() resumes from `through_link`. Called by safeguard.audit_purge(), which checks
+/// the retention; EXECUTE is revoked from PUBLIC.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _audit_purge_through(through_seq: i64, through_link: &[u8], older_than: &str) -> i64 {
     let _purging = crate::scoped_flag::Raised::raise(&PURGING);
