@@ -110,5 +110,35 @@ SQL
 )
     grep -qx 'FOREIGN KEY (parent_id) REFERENCES parent(id)' <<<"$undone" \
         || die "after going back to $from, drop_rule() did not restore a scoped foreign key: $undone"
-    echo "downgrade: $current back to $from gives a fresh $from catalog and the same data; forward again works; $current's rules can still be undone"
+    # Entries sealed by the current version, taken back: chained again the old way, verifying;
+    # and a tampered chain is not taken back at all.
+    fresh_database safeguard_up_chain
+    rechained=$("${PSQL_Q[@]}" -At -d safeguard_up_chain <<SQL
+CREATE EXTENSION pg_safeguard VERSION '$from';
+CREATE TABLE visits (id int PRIMARY KEY);
+SELECT count(*) FROM (SELECT safeguard.enable_audit('visits')) e;
+INSERT INTO visits SELECT generate_series(1, 10);
+SELECT safeguard.audit_seal();
+ALTER EXTENSION pg_safeguard UPDATE;
+INSERT INTO visits SELECT generate_series(11, 30);
+SELECT safeguard.audit_seal();
+SELECT count(*) FROM safeguard.audit_chain_blocks;
+ALTER EXTENSION pg_safeguard UPDATE TO '$from';
+SELECT count(*) FROM safeguard.audit_chain;
+SELECT ok, rows_checked FROM safeguard.audit_verify();
+SQL
+)
+    [ "$(tr '\n' ' ' <<<"$rechained")" = "1 10 20 1 30 t|30 " ] \
+        || die "going back to $from did not chain the blocks' entries again: $rechained"
+    refused=$("${PSQL_Q[@]}" -At -d safeguard_up_chain 2>&1 <<SQL || true
+ALTER EXTENSION pg_safeguard UPDATE;
+INSERT INTO visits SELECT generate_series(31, 40);
+SELECT safeguard.audit_seal();
+ALTER TABLE safeguard.audit_log DISABLE TRIGGER sg_audit_guard;
+UPDATE safeguard.audit_log SET new_data = '{"id": -1}' WHERE record_id = '{"id": 35}';
+ALTER EXTENSION pg_safeguard UPDATE TO '$from';
+SQL
+)
+    grep -q "the audit chain does not verify" <<<"$refused" || die "going back to $from with a tampered chain was not refused: $refused"
+    echo "downgrade: $current back to $from gives a fresh $from catalog and the same data; forward again works; $current's rules can still be undone; entries sealed in blocks are chained again the $from way (verifying), and a tampered chain is not taken back"
 done
