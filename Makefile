@@ -1,6 +1,7 @@
 # pg_safeguard: two commands do all the set-up (see README).
 #   make run      set up, build, install, start a throwaway cluster, load the demo, run the tour
 #   make test     set up, then every test layer on every supported PostgreSQL major
+#   make test-citus  the Citus layer alone (a coordinator and two workers; Citus installed by hand)
 #   make bench    benchmarks against plain PostgreSQL, printed as ratios
 #   make stop     stop the throwaway cluster
 #   make install  build and install into PostgreSQL (PG_CONFIG=/path/to/pg_config: a server of your own)
@@ -10,10 +11,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup install run stop test bench package
+.PHONY: help setup install run stop test test-citus bench package
 
 help:
-	@sed -n '2,8p' Makefile
+	@sed -n '2,9p' Makefile
 
 setup:
 	scripts/setup.sh
@@ -31,8 +32,8 @@ stop:
 
 # Per major (scripts/test-major.sh): unit, property and #[pg_test] tests; then the release build
 # installed and, with every statement logged, the golden SQL tests, the demo, a pg_dump/pg_restore
-# round trip (also into a new cluster), ALTER EXTENSION UPDATE from every kept release, and a search of the server log for
-# key bytes. On the oldest and the newest major also the connection-pool client test, the Python
+# round trip (also into a new cluster), ALTER EXTENSION UPDATE from every kept release, the Citus
+# layer where Citus is installed, and a search of the server log for key bytes. On the oldest and the newest major also the connection-pool client test, the Python
 # package's tests and example application (also through PgBouncer), the node-postgres smoke test,
 # the audit and maintain_count concurrency tests, maintain_count on a logical replication
 # subscriber and the shared_preload_libraries set-up. Then pg_upgrade from the oldest
@@ -42,6 +43,9 @@ stop:
 test: setup
 	scripts/test-all.sh
 	@echo "make test: all layers passed"
+
+test-citus: install
+	scripts/citus-test.sh
 
 bench: install
 	scripts/cluster.sh start

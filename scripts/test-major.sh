@@ -3,8 +3,9 @@
 # unset). Usage: test-major.sh [--full]
 #   always: the unit, property and #[pg_test] tests, then the release build installed and, with
 #           every statement logged, the golden SQL tests, the demo, the pg_dump/pg_restore round
-#           trip (and a restore into a new cluster), ALTER EXTENSION UPDATE from every kept release, and the search of the server
-#           log for key bytes;
+#           trip (and a restore into a new cluster), ALTER EXTENSION UPDATE from every kept
+#           release, the Citus layer (where Citus is installed: scripts/citus-test.sh), and the
+#           search of the server log for key bytes;
 #   --full: also the connection-pool client test, the Python package's tests and example
 #           application (with PgBouncer), the node-postgres smoke test, the audit and
 #           maintain_count concurrency
@@ -26,6 +27,7 @@ scripts/demo.sh >/dev/null
 scripts/dump-test.sh
 scripts/restore-new-cluster-test.sh
 scripts/upgrade-test.sh
+scripts/citus-test.sh
 if $full; then
     scripts/audit-concurrency-test.sh
     scripts/rules-concurrency-test.sh
