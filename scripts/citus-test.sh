@@ -60,7 +60,10 @@ failed=0
 for test in "$ROOT"/tests/citus/*.sql; do
     name=$(basename "$test" .sql)
     # As pg_regress runs a test: every statement echoed, errors printed and the script going on.
+    # (:node_socket, :coordinator_port and :worker1_port let a test connect to a node itself.)
     "$PG_BINDIR/psql" -X -a -q -v ON_ERROR_STOP=0 -h "$NODE_SOCKET" -p "${PORT[coordinator]}" \
+        -v node_socket="$NODE_SOCKET" -v coordinator_port="${PORT[coordinator]}" \
+        -v worker1_port="${PORT[worker1]}" \
         -U "$RUN_USER" -d "$DB" < "$test" > "$outdir/$name.out" 2>&1 || true
     if diff -u "$ROOT/tests/citus/expected/$name.out" "$outdir/$name.out" > "$outdir/$name.diff"; then
         echo "citus: $name ... ok"

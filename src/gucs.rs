@@ -9,6 +9,7 @@
 //! | `safeguard.audit_retention` | superuser | 6 years | the shortest age `audit_purge()` may delete |
 //! | `safeguard.tenant_column` | user | `tenant_id` | the tenant column `lint()` looks for first (then organization_id, workspace_id) |
 //! | `safeguard.master_key_file` | postgresql.conf (reload) | empty | the file holding the 256-bit master key; its value is shown to superusers only |
+//! | `safeguard.context_proof` | user | empty | the request context sealed for the workers of a Citus cluster (`context::proof`); written by `set_context()`, accepted elsewhere only when sealed with the master key |
 //!
 //! The two `*_setting` names let an application that already sets its own custom setting
 //! (`set_config('app.current_tenant_id', ..., true)`) adopt the extension without code changes.
@@ -37,6 +38,9 @@ static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::n
 static ACTOR_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static IMPERSONATOR_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static REQUEST_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+static CONTEXT_PROOF: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub const CONTEXT_PROOF_SETTING: &CStr = c"safeguard.context_proof";
 
 static ISOLATION_DDL_HOOK: GucSetting<bool> = GucSetting::<bool>::new(true);
 static AUDIT_RETENTION: GucSetting<Option<CString>> =
@@ -233,6 +237,24 @@ pub fn init() {
             None,
         );
     }
+    // After safeguard.master_key_file: when the library loads in a backend that already holds a
+    // value (Citus sends SET LOCAL before anything has loaded it), the check below reads the key.
+    // SAFETY: the check hook reads its argument and, for a value not written by set_context(),
+    // the master key (crypto::keystore), without raising.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            CONTEXT_PROOF_SETTING,
+            c"The request context sealed for the other nodes of a Citus cluster.",
+            c"Written by safeguard.set_context() on a Citus coordinator and sent by Citus to the workers \
+              of the same distributed transaction; accepted only when sealed with this cluster's master key.",
+            &CONTEXT_PROOF,
+            GucContext::Userset,
+            GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE,
+            Some(check_context_proof),
+            None,
+            None,
+        );
+    }
     // After every definition: from now on a misspelt safeguard.* setting is an error.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"safeguard".as_ptr()) };
 }
@@ -277,6 +299,51 @@ unsafe extern "C-unwind" fn check_context_write(
             c"Call SELECT safeguard.set_context(tenant_id => ...) inside the transaction: it lasts \
               until COMMIT or ROLLBACK, so a pooled connection never carries it to the next request.",
         )
+    }
+}
+
+/// A sealed context is accepted from set_context(), and from anywhere else (Citus sending it to a
+/// worker) only when its seal is this cluster's: a worker cannot tell Citus's connections from a
+/// client's, so the value has to prove where it came from.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_context_proof(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    let value = unsafe { *newval };
+    if value.is_null() || unsafe { *value } == 0 {
+        return true;
+    }
+    if context::setting_in_progress() || unsafe { pg_sys::InitializingParallelWorker } {
+        return true;
+    }
+    let text = unsafe { CStr::from_ptr(value) }.to_bytes();
+    let Ok(master) = crate::crypto::keystore::try_master_key() else {
+        return unsafe {
+            reject(
+                pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                c"safeguard.context_proof cannot be checked: this node has no usable master key",
+                c"Every node of a Citus cluster needs the same safeguard.master_key_file.",
+            )
+        };
+    };
+    match context::proof::open(&master, text) {
+        Ok(_) => true,
+        Err(context::proof::BadProof::Malformed) => unsafe {
+            reject(
+                pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                c"safeguard.context_proof does not hold a request context sealed by safeguard.set_context()",
+                c"Call safeguard.set_context() on the coordinator: Citus passes the context on to the workers.",
+            )
+        },
+        Err(context::proof::BadProof::Forged) => unsafe {
+            reject(
+                pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                c"safeguard.context_proof is not sealed with this cluster's master key",
+                c"Every node of a Citus cluster needs the same safeguard.master_key_file.",
+            )
+        },
     }
 }
 

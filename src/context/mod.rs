@@ -4,6 +4,7 @@
 //! and a pooled connection never carries one request's context into the next.
 
 pub mod parse;
+pub mod proof;
 mod scope;
 
 use crate::error::{OrReport, SafeguardError};
@@ -159,24 +160,85 @@ fn set_context(
         as_cstr(&id_value(impersonator_id)),
     );
     set_local(gucs::REQUEST_SETTING, &request_id);
+    pass_on_to_citus_workers(proof::Context {
+        tenant: tenant_id.map(|id| *id.as_bytes()),
+        actor: actor_id.map(|id| *id.as_bytes()),
+        impersonator: impersonator_id.map(|id| *id.as_bytes()),
+        request_id: request_id.into_bytes(),
+    });
+}
+
+/// On a Citus coordinator, the context also goes, sealed, into safeguard.context_proof with
+/// SET LOCAL, which Citus sends to every worker of this distributed transaction (it propagates
+/// SET LOCAL once citus.propagate_set_commands is 'local', set here for this transaction only).
+/// Without a master key the workers get no context: distributed tables then show no row and
+/// refuse every write (docs/citus.md).
+fn pass_on_to_citus_workers(context: proof::Context) {
+    // SAFETY: looks a setting up by name; NULL when Citus is not loaded in this server.
+    let propagation = unsafe { pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false) };
+    if propagation.is_null() || gucs::master_key_file().is_empty() {
+        return;
+    }
+    // SAFETY: a catalog lookup by name.
+    if unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) } == pg_sys::InvalidOid {
+        return;
+    }
+    let sealed = proof::seal(&crate::crypto::keystore::master_key(), &context);
+    // SAFETY: `propagation` is a valid string owned by the GUC machinery.
+    if unsafe { CStr::from_ptr(propagation) }.to_bytes() != b"local" {
+        Spi::run("SET LOCAL citus.propagate_set_commands = 'local'")
+            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: turning on Citus's SET LOCAL propagation failed: {e}"));
+    }
+    // The value is hex: nothing to quote.
+    Spi::run(&format!("SET LOCAL safeguard.context_proof = '{sealed}'"))
+        .unwrap_or_else(|e| pgrx::error!("pg_safeguard: passing the context on to Citus failed: {e}"));
+}
+
+thread_local! {
+    /// The last sealed context read, by its text: a worker reads the same one for every row.
+    static LAST_PROOF: std::cell::RefCell<(Vec<u8>, proof::Context)> =
+        std::cell::RefCell::new((Vec::new(), proof::Context::default()));
+}
+
+/// The context Citus passed to this node with this transaction, if any (its seal was checked
+/// when it was set).
+fn passed_on() -> Option<proof::Context> {
+    let text = read_setting(gucs::CONTEXT_PROOF_SETTING).filter(|text| !text.is_empty())?;
+    LAST_PROOF.with_borrow_mut(|(last_text, last)| {
+        if last_text.as_slice() != text {
+            *last = proof::read(text)
+                .map_err(|_| {
+                    SafeguardError::new(
+                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        "safeguard.context_proof does not hold a request context sealed by safeguard.set_context()",
+                    )
+                })
+                .or_report();
+            *last_text = text.to_vec();
+        }
+        Some(last.clone())
+    })
 }
 
 /// The tenant of the current transaction, or NULL when none is set.
 #[pg_extern(stable, parallel_safe)]
 pub(crate) fn current_tenant() -> Option<Uuid> {
     read_id("tenant", gucs::name_in(&gucs::TENANT_SETTING))
+        .or_else(|| passed_on()?.tenant.map(Uuid::from_bytes))
 }
 
 /// The application user of the current transaction, or NULL.
 #[pg_extern(stable, parallel_safe)]
 pub(crate) fn current_actor() -> Option<Uuid> {
     read_id("actor", gucs::name_in(&gucs::ACTOR_SETTING))
+        .or_else(|| passed_on()?.actor.map(Uuid::from_bytes))
 }
 
 /// Who acts on the actor's behalf (support staff, a proxy), or NULL.
 #[pg_extern(stable, parallel_safe)]
 pub(crate) fn current_impersonator() -> Option<Uuid> {
     read_id("impersonator", gucs::IMPERSONATOR_SETTING)
+        .or_else(|| passed_on()?.impersonator.map(Uuid::from_bytes))
 }
 
 /// The application's request id for the current transaction, or NULL.
@@ -185,6 +247,10 @@ pub(crate) fn current_request_id() -> Option<String> {
     read_setting(gucs::REQUEST_SETTING)
         .filter(|value| !value.is_empty())
         .map(|value| String::from_utf8_lossy(value).into_owned())
+        .or_else(|| {
+            let request_id = passed_on()?.request_id;
+            (!request_id.is_empty()).then(|| String::from_utf8_lossy(&request_id).into_owned())
+        })
 }
 
 #[cfg(test)]

@@ -180,12 +180,18 @@ pub fn read_key_file(path: &str, which: &str) -> Result<Key, SafeguardError> {
 }
 
 pub fn master_key() -> Rc<Key> {
+    try_master_key().unwrap_or_else(|e| e.report())
+}
+
+/// The master key, or why there is none, without raising: for callers that must not raise
+/// (a setting's check hook).
+pub fn try_master_key() -> Result<Rc<Key>, SafeguardError> {
     if let Some(master) = with_cache(|cache| cache.master.clone()) {
-        return master;
+        return Ok(master);
     }
-    let master = Rc::new(read_master_key().unwrap_or_else(|e| e.report()));
+    let master = Rc::new(read_master_key()?);
     with_cache(|cache| cache.master = Some(master.clone()));
-    master
+    Ok(master)
 }
 
 /// The key table's oid and owner.
