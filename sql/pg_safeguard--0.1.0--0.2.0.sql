@@ -236,7 +236,14 @@ BEGIN
     END IF;
 
     IF mode = 'direct' THEN
-        predicate := format('%I = (SELECT safeguard.current_tenant())', tenant_column);
+        -- The sub-select makes the tenant a constant of each query (evaluated once). Citus refuses
+        -- sub-selects in the policies of distributed tables: in a database with Citus the plain
+        -- call, evaluated once per index scan but once per row by a sequential scan.
+        IF EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'citus') THEN
+            predicate := format('%I = safeguard.current_tenant()', tenant_column);
+        ELSE
+            predicate := format('%I = (SELECT safeguard.current_tenant())', tenant_column);
+        END IF;
     ELSE
         -- The outer row is named by its table name: the parent, aliased, cannot shadow it.
         predicate := format('EXISTS (SELECT 1 FROM %s sg_parent WHERE sg_parent.%I = %I.%I)',

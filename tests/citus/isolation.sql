@@ -1,0 +1,45 @@
+-- isolate() on distributed tables: before and after create_distributed_table, the policy is one
+-- Citus accepts and propagates to every shard; with the context on every node, each tenant sees
+-- and writes only its own rows, and nothing without a context.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_safeguard;
+RESET client_min_messages;
+CREATE TABLE clinics (tenant_id uuid NOT NULL, id int NOT NULL, name text, PRIMARY KEY (tenant_id, id));
+CREATE TABLE charts (tenant_id uuid NOT NULL, id int NOT NULL, clinic_id int, body text, PRIMARY KEY (tenant_id, id));
+-- Isolated first, distributed after; and distributed first, isolated after.
+SELECT safeguard.isolate('clinics') IS NOT NULL AS isolated;
+SELECT create_distributed_table('clinics', 'tenant_id');
+SELECT create_distributed_table('charts', 'tenant_id', colocate_with => 'clinics');
+SELECT safeguard.isolate('charts') IS NOT NULL AS isolated;
+SELECT table_name, mode, rls_enabled, rls_forced, policy_present, policy_unchanged
+  FROM safeguard.isolated_tables WHERE table_name IN ('clinics'::regclass, 'charts'::regclass) ORDER BY 1;
+-- The policy on every shard.
+SELECT DISTINCT result FROM run_command_on_shards('charts',
+    $$SELECT pg_get_expr(polqual, polrelid) FROM pg_policy WHERE polrelid = '%s'::regclass AND polname = 'sg_tenant'$$);
+INSERT INTO clinics SELECT ('00000000-0000-4000-8000-00000000000' || (n % 3))::uuid, n, 'clinic ' || n
+  FROM generate_series(1, 30) n;
+INSERT INTO charts SELECT tenant_id, id, id, 'chart ' || id FROM clinics;
+CREATE ROLE clinic_staff LOGIN;  -- Citus connects to the workers as the current user
+GRANT USAGE ON SCHEMA safeguard TO clinic_staff;
+GRANT SELECT, INSERT, UPDATE, DELETE ON clinics, charts TO clinic_staff;
+SET ROLE clinic_staff;
+SELECT count(*) AS without_context FROM charts;
+BEGIN;
+SELECT safeguard.set_context('00000000-0000-4000-8000-000000000002') IS NOT NULL AS context_set;
+SELECT count(*) AS own, count(DISTINCT tenant_id) AS tenants FROM charts;
+SELECT count(*) AS joined FROM clinics c JOIN charts h ON h.tenant_id = c.tenant_id AND h.clinic_id = c.id;
+UPDATE charts SET body = body || ' (read)' WHERE id < 10;
+DELETE FROM charts WHERE id = 29;
+SELECT count(*) AS after_writes, count(*) FILTER (WHERE body LIKE '%(read)') AS updated FROM charts;
+COMMIT;
+BEGIN;
+SELECT safeguard.set_context('00000000-0000-4000-8000-000000000002') IS NOT NULL AS context_set;
+INSERT INTO charts VALUES ('00000000-0000-4000-8000-000000000001', 100, 1, 'not mine');
+ROLLBACK;
+RESET ROLE;
+-- What the writes did, seen by the superuser (who is not subject to row security): the UPDATE of
+-- ids below 10 and the DELETE touched tenant 2's rows only (ids 2, 5, 8 and 29).
+SELECT count(*) AS all_rows, string_agg(id::text, ',' ORDER BY id) FILTER (WHERE body LIKE '%(read)') AS updated,
+       count(*) FILTER (WHERE id = 29) AS deleted_left
+  FROM charts;
