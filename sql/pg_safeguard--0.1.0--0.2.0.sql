@@ -522,7 +522,22 @@ END $$;
 COMMENT ON FUNCTION safeguard.scope_foreign_key(regclass, name) IS
     'Rewrites a foreign key between isolated tables to include the tenant column on both sides, so it cannot cross tenants';
 
--- lint: the new rules, and the tenant column read through the library.
+-- lint: the new rules (one reads Citus's distributed tables), and the tenant column read through the
+-- library.
+-- Citus's distributed tables and their distribution columns (a reference table's is NULL); none
+-- where Citus is not installed. Read through EXECUTE: the catalog exists only with Citus.
+CREATE FUNCTION safeguard._citus_distributed() RETURNS TABLE (tbl oid, column_name name)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE
+        'SELECT p.logicalrelid::oid, CASE WHEN p.partkey IS NOT NULL
+                                          THEN column_to_column_name(p.logicalrelid, p.partkey)::name END
+           FROM pg_catalog.pg_dist_partition p';
+END $$;
+
 CREATE OR REPLACE FUNCTION safeguard.lint(in_schema name DEFAULT NULL)
 RETURNS TABLE (level text, rule text, object text, detail text, remediation text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $lint$
@@ -563,6 +578,7 @@ audited AS (SELECT a.tbl::oid AS oid FROM safeguard.audit_registry a),
 classified AS (
     SELECT d.tbl::oid AS oid, d.column_name, d.class FROM safeguard.data_classification d
 ),
+distributed AS MATERIALIZED (SELECT d.tbl AS oid, d.column_name FROM safeguard._citus_distributed() d),
 policies AS (
     SELECT p.polrelid AS oid, p.polname,
            coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') AS expr
@@ -686,6 +702,18 @@ findings AS (
       FROM rels r JOIN policies p ON p.oid = r.oid
      WHERE p.expr ~ '(current_setting|current_tenant|current_user_id|auth\.[a-z_]+)\('
        AND p.expr !~* '\(\s*SELECT\s'
+       -- Citus refuses the sub-select in the policies of distributed tables; in a database
+       -- with Citus, isolate() writes the plain call on every table, which may be distributed later.
+       AND NOT EXISTS (SELECT 1 FROM distributed d WHERE d.oid = r.oid)
+       AND NOT (p.polname = 'sg_tenant' AND EXISTS (SELECT 1 FROM isolated i WHERE i.oid = r.oid)
+                AND EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'citus'))
+    UNION ALL
+    SELECT 'WARN', 'citus_distribution_column', t.qname,
+           format('Distributed table %s is distributed by %I, not by its tenant column %I: one tenant''s rows and queries spread over every shard, and co-location with the other tenant tables is lost.',
+                  t.qname, d.column_name, t.attname),
+           format('SELECT alter_distributed_table(%L, distribution_column := %L);', t.qname, t.attname)
+      FROM tenant_cols t JOIN distributed d ON d.oid = t.oid
+     WHERE d.column_name IS NOT NULL AND d.column_name <> t.attname
     UNION ALL
     SELECT 'WARN', 'tenant_column_nullable', format('%s.%I', t.qname, t.attname),
            format('The tenant column %I of %s accepts NULL: a row without a tenant belongs to nobody, or to everybody.', t.attname, t.qname),

@@ -605,6 +605,7 @@ SELECT safeguard.audit_seal()
 DROP FUNCTION safeguard._audit_seal_chain();
 DROP FUNCTION safeguard._audit_verify_chain();
 DROP FUNCTION safeguard._preloaded();
+DROP FUNCTION safeguard._citus_distributed();
 
 -- safeguard.ulid's operators back into schema safeguard.
 ALTER OPERATOR pg_catalog.= (safeguard.ulid, safeguard.ulid) SET SCHEMA safeguard;
