@@ -276,20 +276,31 @@ unsafe fn reject(code: pgrx::PgSqlErrorCode, message: &CStr, hint: &CStr) -> boo
     false
 }
 
-/// The context settings accept a value only from set_context(). Clearing is always allowed: RESET,
-/// DISCARD ALL and the end of a transaction restore the empty default. A parallel worker receives
-/// its leader's values while it starts.
+/// The value a context setting is being given, unless it is accepted whatever it is: clearing
+/// (RESET, DISCARD ALL and the end of a transaction restore the empty default), set_context()
+/// writing it, or a parallel worker receiving its leader's values while it starts.
+///
+/// # Safety
+/// `newval` is a check hook's argument.
+unsafe fn value_to_check(newval: *mut *mut c_char) -> Option<&'static CStr> {
+    let value = unsafe { *newval };
+    if value.is_null() || unsafe { *value } == 0 {
+        return None;
+    }
+    if context::setting_in_progress() || unsafe { pg_sys::InitializingParallelWorker } {
+        return None;
+    }
+    Some(unsafe { CStr::from_ptr(value) })
+}
+
+/// The context settings accept a value only from set_context().
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn check_context_write(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    let value = unsafe { *newval };
-    if value.is_null() || unsafe { *value } == 0 {
-        return true;
-    }
-    if context::setting_in_progress() || unsafe { pg_sys::InitializingParallelWorker } {
+    if unsafe { value_to_check(newval) }.is_none() {
         return true;
     }
     unsafe {
@@ -311,14 +322,9 @@ unsafe extern "C-unwind" fn check_context_proof(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    let value = unsafe { *newval };
-    if value.is_null() || unsafe { *value } == 0 {
+    let Some(text) = (unsafe { value_to_check(newval) }) else {
         return true;
-    }
-    if context::setting_in_progress() || unsafe { pg_sys::InitializingParallelWorker } {
-        return true;
-    }
-    let text = unsafe { CStr::from_ptr(value) }.to_bytes();
+    };
     let Ok(master) = crate::crypto::keystore::try_master_key() else {
         return unsafe {
             reject(
@@ -328,7 +334,7 @@ unsafe extern "C-unwind" fn check_context_proof(
             )
         };
     };
-    match context::proof::open(&master, text) {
+    match context::proof::open(&master, text.to_bytes()) {
         Ok(_) => true,
         Err(context::proof::BadProof::Malformed) => unsafe {
             reject(
