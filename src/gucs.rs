@@ -42,6 +42,15 @@ static REQUEST_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 static CONTEXT_PROOF: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub const CONTEXT_PROOF_SETTING: &CStr = c"safeguard.context_proof";
 
+/// Whether safeguard.context_proof holds a value, read from our own variable: the readers ask on
+/// every call made without a local context, where a search of every setting by name would cost
+/// what own_context_value() avoids.
+pub fn context_proof_is_set() -> bool {
+    // SAFETY: the GUC machinery keeps the pointer either NULL or a valid NUL-terminated string.
+    let raw = unsafe { *CONTEXT_PROOF.as_ptr() };
+    !raw.is_null() && unsafe { *raw } != 0
+}
+
 static ISOLATION_DDL_HOOK: GucSetting<bool> = GucSetting::<bool>::new(true);
 static AUDIT_RETENTION: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"6 years"));

@@ -203,6 +203,10 @@ thread_local! {
 /// The context Citus passed to this node with this transaction, if any (its seal was checked
 /// when it was set).
 fn passed_on() -> Option<proof::Context> {
+    if !gucs::context_proof_is_set() {
+        return None;
+    }
+    // Through read_setting: a session-level value is refused there, as for every context setting.
     let text = read_setting(gucs::CONTEXT_PROOF_SETTING).filter(|text| !text.is_empty())?;
     LAST_PROOF.with_borrow_mut(|(last_text, last)| {
         if last_text.as_slice() != text {
