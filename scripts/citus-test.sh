@@ -28,13 +28,20 @@ cleanup() {
     for node in "${NODES[@]}"; do node_ctl "$node" -m immediate -w stop >/dev/null 2>&1 || true; done
     rm -rf "$NODES_DIR"
 }
-trap cleanup EXIT
 cleanup
+# CITUS_KEEP=1 leaves the nodes running after the tests, to look at by hand (psql -h $NODE_SOCKET).
+if [ "${CITUS_KEEP:-0}" = 1 ]; then
+    trap 'echo "citus: nodes left running: psql -h $NODE_SOCKET -p ${PORT[coordinator]} -U $RUN_USER $DB (workers ${PORT[worker1]}, ${PORT[worker2]})"' EXIT
+else
+    trap cleanup EXIT
+fi
 
 make_run_user_dir "$NODES_DIR"
 make_run_user_dir "$NODE_SOCKET"
 # One master key for every node: encrypted values are read wherever a query runs.
 make_master_key "$NODES_DIR/master.key"
+# The next master key, for the test of a master-key rotation on every node (rewrap_keys).
+make_master_key "$NODES_DIR/master-next.key"
 for node in "${NODES[@]}"; do
     as_run_user "$PG_BINDIR/initdb" -D "$NODES_DIR/$node" --username="$RUN_USER" --auth=trust \
         --encoding=UTF8 --locale=C.UTF-8 >/dev/null
@@ -60,11 +67,15 @@ failed=0
 for test in "$ROOT"/tests/citus/*.sql; do
     name=$(basename "$test" .sql)
     # As pg_regress runs a test: every statement echoed, errors printed and the script going on.
-    # (:node_socket, :coordinator_port and :worker1_port let a test connect to a node itself.)
+    # (:node_socket and :<node>_port let a test connect to a node itself; :master_key and
+    # :next_master_key name the key files.)
     "$PG_BINDIR/psql" -X -a -q -v ON_ERROR_STOP=0 -h "$NODE_SOCKET" -p "${PORT[coordinator]}" \
         -v node_socket="$NODE_SOCKET" -v coordinator_port="${PORT[coordinator]}" \
-        -v worker1_port="${PORT[worker1]}" \
-        -U "$RUN_USER" -d "$DB" < "$test" > "$outdir/$name.out" 2>&1 || true
+        -v worker1_port="${PORT[worker1]}" -v worker2_port="${PORT[worker2]}" \
+        -v master_key="$NODES_DIR/master.key" -v next_master_key="$NODES_DIR/master-next.key" \
+        -U "$RUN_USER" -d "$DB" < "$test" 2>&1 |
+        # A shard's name carries its id, which depends on how many shards earlier tests made.
+        sed -E 's/("[a-z_]+_)1[0-9]{5}"/\1<shard>"/g' > "$outdir/$name.out" || true
     if diff -u "$ROOT/tests/citus/expected/$name.out" "$outdir/$name.out" > "$outdir/$name.diff"; then
         echo "citus: $name ... ok"
     else

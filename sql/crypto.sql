@@ -23,6 +23,10 @@ CREATE UNIQUE INDEX key_store_one_active ON safeguard.key_store (tenant_id) NULL
     WHERE status = 'active';
 CREATE INDEX key_store_tenant ON safeguard.key_store (tenant_id);
 REVOKE ALL ON safeguard.key_store, safeguard.key_store_id_seq FROM PUBLIC;
+-- Every backend of the node forgets its cached keys when the table changes, by whatever path
+-- (on a Citus cluster, Citus changes the workers' copies: docs/citus.md).
+CREATE TRIGGER sg_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON safeguard.key_store
+    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._key_store_changed();
 SELECT pg_catalog.pg_extension_config_dump('safeguard.key_store', '');
 SELECT pg_catalog.pg_extension_config_dump('safeguard.key_store_id_seq', '');
 
@@ -89,15 +93,18 @@ COMMENT ON TYPE safeguard.encrypted_jsonb IS 'JSON stored encrypted (AES-256-GCM
 
 -- Assignment casts: a text, varchar, bytea or jsonb value (a typed bind parameter of any
 -- driver) stored into an encrypted column is encrypted; like text input, a value that spells an
--- envelope's text form (sgenc:...) is that envelope, kept as it is.
+-- envelope's text form (sgenc:...) is that envelope, kept as it is. STABLE like text input, for
+-- the same reasons (never constant-folded; a call per row and per execution), and because Citus
+-- refuses VOLATILE functions in an UPDATE of a distributed table: a STABLE one of a bound
+-- parameter it evaluates once on the coordinator (docs/citus.md).
 CREATE FUNCTION safeguard._encrypt(text) RETURNS safeguard.encrypted_text
-    LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'sg_encrypt_text';
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'sg_encrypt_text';
 CREATE FUNCTION safeguard._encrypt(character varying) RETURNS safeguard.encrypted_text
-    LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'sg_encrypt_text';
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'sg_encrypt_text';
 CREATE FUNCTION safeguard._encrypt(bytea) RETURNS safeguard.encrypted_bytea
-    LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'sg_encrypt_bytea';
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'sg_encrypt_bytea';
 CREATE FUNCTION safeguard._encrypt(jsonb) RETURNS safeguard.encrypted_jsonb
-    LANGUAGE c VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encrypt_jsonb_value_wrapper';
+    LANGUAGE c STABLE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encrypt_jsonb_value_wrapper';
 CREATE CAST (text AS safeguard.encrypted_text) WITH FUNCTION safeguard._encrypt(text) AS ASSIGNMENT;
 CREATE CAST (character varying AS safeguard.encrypted_text)
     WITH FUNCTION safeguard._encrypt(character varying) AS ASSIGNMENT;

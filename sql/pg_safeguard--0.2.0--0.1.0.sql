@@ -605,7 +605,54 @@ SELECT safeguard.audit_seal()
 DROP FUNCTION safeguard._audit_seal_chain();
 DROP FUNCTION safeguard._audit_verify_chain();
 DROP FUNCTION safeguard._preloaded();
+-- isolate_via() as 0.1.0 had it (before _citus_distributed(), which the 0.2.0 one reads, goes).
+CREATE OR REPLACE FUNCTION safeguard.isolate_via(tbl regclass, fk_column name, parent regclass, parent_column name DEFAULT 'id')
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fk_type regtype;
+    parent_type regtype;
+    parent_ok boolean;
+BEGIN
+    PERFORM safeguard._require_own_table(tbl);
+    fk_type := safeguard._column_type(tbl, fk_column, 'column that references the parent table');
+    parent_type := safeguard._column_type(parent, parent_column, 'parent''s key column (default id)');
+    IF fk_type <> parent_type THEN
+        RAISE EXCEPTION 'column % of table % has type %, but %.% has type %',
+                        quote_ident(fk_column), tbl, fk_type, parent, quote_ident(parent_column), parent_type
+            USING ERRCODE = '42804', HINT = 'The column must reference the parent''s key column.';
+    END IF;
+    IF tbl = parent THEN
+        RAISE EXCEPTION 'table % cannot be isolated through itself', tbl
+            USING ERRCODE = '22023', HINT = 'Use safeguard.isolate() with its tenant column.';
+    END IF;
+    SELECT c.relrowsecurity AND c.relforcerowsecurity
+      INTO parent_ok
+      FROM safeguard.tenant_registry r JOIN pg_class c ON c.oid = r.tbl
+     WHERE r.tbl = isolate_via.parent;
+    IF parent_ok IS NOT TRUE THEN
+        RAISE EXCEPTION 'parent table % is not isolated', parent
+            USING ERRCODE = '55000',
+                  HINT = format('Isolate the parent first: SELECT safeguard.isolate(%L, ''tenant_id'');', parent::text);
+    END IF;
+    PERFORM safeguard._apply_isolation(tbl, 'via', NULL, fk_column, parent, parent_column, NULL, NULL);
+END $$;
 DROP FUNCTION safeguard._citus_distributed();
+
+-- Encryption on a Citus cluster. (On a cluster, undistribute_table('safeguard.key_store') on the
+-- coordinator first: 0.1.0 knows no reference key table.)
+DROP FUNCTION safeguard.citus_setup();
+DROP FUNCTION safeguard.grant_decrypt(regrole);
+DROP FUNCTION safeguard.revoke_decrypt(regrole);
+DROP FUNCTION safeguard._on_every_worker(text);
+DROP FUNCTION safeguard._is_citus_coordinator();
+DROP FUNCTION safeguard._require_citus_coordinator(text);
+DROP TRIGGER sg_keys_changed ON safeguard.key_store;
+DROP FUNCTION safeguard._key_store_changed();
+ALTER FUNCTION safeguard._encrypt(text) VOLATILE;
+ALTER FUNCTION safeguard._encrypt(character varying) VOLATILE;
+ALTER FUNCTION safeguard._encrypt(bytea) VOLATILE;
+ALTER FUNCTION safeguard._encrypt(jsonb) VOLATILE;
 
 -- safeguard.ulid's operators back into schema safeguard.
 ALTER OPERATOR pg_catalog.= (safeguard.ulid, safeguard.ulid) SET SCHEMA safeguard;

@@ -328,6 +328,7 @@ DECLARE
     fk_type regtype;
     parent_type regtype;
     parent_ok boolean;
+    parent_tenant_column name;
 BEGIN
     PERFORM safeguard._require_own_table(tbl);
     fk_type := safeguard._column_type(tbl, fk_column, 'column that references the parent table');
@@ -349,6 +350,21 @@ BEGIN
         RAISE EXCEPTION 'parent table % is not isolated', parent
             USING ERRCODE = '55000',
                   HINT = format('Isolate the parent first: SELECT safeguard.isolate(%L, ''tenant_id'');', parent::text);
+    END IF;
+    -- Citus refuses sub-selects in the policies of distributed tables, and this policy is one: on
+    -- Citus a child table carries the tenant column itself, which it needs anyway to be
+    -- co-located with its parent and routed by tenant (docs/citus.md).
+    IF EXISTS (SELECT 1 FROM safeguard._citus_distributed() d
+                WHERE d.tbl IN (isolate_via.tbl, isolate_via.parent) AND d.column_name IS NOT NULL) THEN
+        SELECT r.tenant_column INTO parent_tenant_column FROM safeguard.tenant_registry r WHERE r.tbl = isolate_via.parent;
+        RAISE EXCEPTION 'table % cannot be isolated through its parent on Citus', tbl
+            USING ERRCODE = '0A000',
+                  DETAIL = 'Citus refuses sub-selects in the policies of distributed tables, and the policy of isolate_via() is one.',
+                  HINT = format('Give %1$s the tenant column of %2$s and isolate it by that column: '
+                                'ALTER TABLE %1$s ADD COLUMN %3$I uuid; UPDATE %1$s c SET %3$I = p.%3$I FROM %2$s p WHERE p.%4$I = c.%5$I; '
+                                'ALTER TABLE %1$s ALTER COLUMN %3$I SET NOT NULL; distribute %1$s by %3$I, co-located with %2$s; '
+                                'SELECT safeguard.isolate(%6$L, %7$L);',
+                                tbl, parent, parent_tenant_column, parent_column, fk_column, tbl::text, parent_tenant_column);
     END IF;
     PERFORM safeguard._apply_isolation(tbl, 'via', NULL, fk_column, parent, parent_column, NULL, NULL);
 END $$;

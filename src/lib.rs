@@ -3,6 +3,7 @@
 
 pub mod as_user;
 pub mod audit;
+pub mod citus;
 pub mod crypto;
 pub mod constraints;
 pub mod context;

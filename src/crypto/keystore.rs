@@ -59,6 +59,8 @@ struct Cache {
     rng: Option<(i32, ChaCha20Rng)>,
     /// The key table and its owner.
     store: Option<(pg_sys::Oid, pg_sys::Oid)>,
+    /// The relation key reads go to (`key_source()`).
+    source: Option<Rc<str>>,
 }
 
 thread_local! {
@@ -102,6 +104,7 @@ fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
             cache.last_by_id = None;
             cache.blind.clear();
             cache.store = None;
+            cache.source = None;
         }
         f(cache)
     })
@@ -218,6 +221,41 @@ pub fn as_store_owner<R>(f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>) -> R) -> 
     Spi::connect_mut(f)
 }
 
+/// The relation the key reads go to: the key table, or on a Citus node where it is a reference
+/// table (safeguard.citus_setup()), this node's copy of it. Decryption pushed down to a worker
+/// runs inside a query on a shard, where Citus refuses the distributed query that reading the
+/// reference table by its own name would be; its local copy is an ordinary table, kept equal to
+/// the coordinator's by Citus in the coordinator's transaction.
+fn key_source(client: &pgrx::spi::SpiClient<'_>) -> Rc<str> {
+    if let Some(source) = with_cache(|cache| cache.source.clone()) {
+        return source;
+    }
+    let source: Rc<str> = crate::citus::local_copy_of_reference_table(client, "safeguard", "key_store")
+        .unwrap_or_else(|| "safeguard.key_store".to_owned())
+        .into();
+    with_cache(|cache| cache.source = Some(source.clone()));
+    source
+}
+
+/// Runs `f`, which changes the key table, inside SPI as its owner, then tells every backend to
+/// forget its cached keys. Refused on a Citus worker: there the key table is a replica of the
+/// coordinator's (safeguard.citus_setup()), and a worker's own key id sequence would hand out ids
+/// the coordinator also hands out.
+pub fn change_keys<R>(f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>) -> R) -> R {
+    if crate::citus::is_worker() {
+        SafeguardError::new(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "keys are created, rotated and destroyed on the Citus coordinator",
+        )
+        .with_detail("This node is a Citus worker: its copy of safeguard.key_store follows the coordinator's.")
+        .with_hint("Run the call on the coordinator; every node sees the change when it commits.")
+        .report()
+    }
+    let result = as_store_owner(f);
+    invalidate_everywhere();
+    result
+}
+
 /// Tells every backend, at commit, to forget its cached keys.
 pub fn invalidate_everywhere() {
     let (relid, _) = store();
@@ -241,9 +279,10 @@ fn unwrap_failure() -> SafeguardError {
 
 fn load_key(id: u32) -> Rc<DataKey> {
     let row = as_store_owner(|client| {
+        let source = key_source(client);
         let table = client
             .select(
-                "SELECT tenant_id, status, wrapped_key FROM safeguard.key_store WHERE id = $1",
+                &format!("SELECT tenant_id, status, wrapped_key FROM {source} WHERE id = $1"),
                 Some(1),
                 &[(id as i32).into()],
             )
@@ -311,9 +350,10 @@ pub fn active_key(tenant: Option<Uuid>) -> (u32, Rc<Aes256Gcm>) {
         return found;
     }
     let id = as_store_owner(|client| {
+        let source = key_source(client);
         client
             .select(
-                "SELECT id FROM safeguard.key_store WHERE tenant_id IS NOT DISTINCT FROM $1 AND status = 'active'",
+                &format!("SELECT id FROM {source} WHERE tenant_id IS NOT DISTINCT FROM $1 AND status = 'active'"),
                 Some(1),
                 &[uuid_arg(tenant)],
             )

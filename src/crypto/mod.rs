@@ -32,7 +32,8 @@ pgrx::extension_sql_file!(
         rotate_key,
         destroy_key,
         shred_tenant,
-        rewrap_keys
+        rewrap_keys,
+        _key_store_changed
     ]
 );
 
@@ -464,11 +465,10 @@ fn insert_new_key(client: &mut pgrx::spi::SpiClient<'_>, tenant: Option<Uuid>) -
 /// its id; calling it again returns the same id.
 #[pg_extern(volatile, parallel_unsafe)]
 fn create_key(tenant_id: default!(Option<Uuid>, "NULL")) -> i32 {
-    let id = keystore::as_store_owner(|client| {
+    let id = keystore::change_keys(|client| {
         tenant_lock(client, tenant_id);
         active_key_id(client, tenant_id).unwrap_or_else(|| insert_new_key(client, tenant_id))
     });
-    keystore::invalidate_everywhere();
     id
 }
 
@@ -477,7 +477,7 @@ fn create_key(tenant_id: default!(Option<Uuid>, "NULL")) -> i32 {
 fn rotate_key(tenant_id: default!(Option<Uuid>, "NULL")) -> i32 {
     // Read the master key before changing anything: a missing key file fails the call cleanly.
     keystore::master_key();
-    let id = keystore::as_store_owner(|client| {
+    let id = keystore::change_keys(|client| {
         tenant_lock(client, tenant_id);
         client
             .update(
@@ -489,14 +489,30 @@ fn rotate_key(tenant_id: default!(Option<Uuid>, "NULL")) -> i32 {
             .unwrap_or_else(|e| pgrx::error!("pg_safeguard: retiring the active key failed: {e}"));
         insert_new_key(client, tenant_id)
     });
-    keystore::invalidate_everywhere();
     id
+}
+
+/// Statement trigger on the key table (AFTER INSERT, UPDATE, DELETE and TRUNCATE): every backend
+/// of this node forgets its cached keys at commit. The key functions do that themselves where
+/// they run; the trigger is for the changes they cause elsewhere: on a Citus cluster the key
+/// table is a reference table (safeguard.citus_setup()), and a key the coordinator destroys must
+/// stop decrypting in the workers' backends too, whose copy is changed by Citus, not by them.
+#[pg_trigger]
+fn _key_store_changed<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    if !matches!(trigger.level(), PgTriggerLevel::Statement) {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_TRIGGERED_ACTION_EXCEPTION, "safeguard._key_store_changed is a statement trigger")
+            .report()
+    }
+    keystore::invalidate_everywhere();
+    Ok(None)
 }
 
 /// Destroys a key: its wrapped material is deleted, values under it can never be decrypted again.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn destroy_key(key_id: i32) {
-    let found = keystore::as_store_owner(|client| {
+    let found = keystore::change_keys(|client| {
         let exists = client
             .select("SELECT status FROM safeguard.key_store WHERE id = $1", Some(1), &[key_id.into()])
             .map(|table| !table.is_empty())
@@ -519,7 +535,6 @@ fn destroy_key(key_id: i32) {
             .with_hint("See safeguard.keys for the keys there are.")
             .report()
     }
-    keystore::invalidate_everywhere();
 }
 
 /// Destroys every key of a tenant (crypto-shredding). Returns how many keys it destroyed.
@@ -530,7 +545,7 @@ fn shred_tenant(tenant_id: Option<Uuid>) -> i32 {
             .with_detail("The global key serves values written without a tenant; destroy it by id with safeguard.destroy_key() if that is really meant.")
             .report()
     };
-    let destroyed = keystore::as_store_owner(|client| {
+    let destroyed = keystore::change_keys(|client| {
         tenant_lock(client, Some(tenant));
         client
             .update(
@@ -543,7 +558,6 @@ fn shred_tenant(tenant_id: Option<Uuid>) -> i32 {
             .map(|table| table.len() as i32)
             .unwrap_or_else(|e| pgrx::error!("pg_safeguard: destroying the tenant's keys failed: {e}"))
     });
-    keystore::invalidate_everywhere();
     destroyed
 }
 
@@ -561,7 +575,7 @@ fn rewrap_keys(previous_key_file: &str) -> i32 {
     }
     let previous = keystore::read_key_file(previous_key_file, "The previous master key file").or_report();
     let current = keystore::master_key();
-    let rewrapped = keystore::as_store_owner(|client| {
+    let rewrapped = keystore::change_keys(|client| {
         // FOR UPDATE: a concurrent rotate or destroy waits until the keys are re-wrapped.
         let rows: Vec<(i32, Option<Uuid>, Vec<u8>)> = client
             .update(
@@ -604,7 +618,6 @@ fn rewrap_keys(previous_key_file: &str) -> i32 {
         }
         count
     });
-    keystore::invalidate_everywhere();
     rewrapped
 }
 

@@ -43,3 +43,5 @@ COMMIT;
 SELECT count(*) AS without_context FROM notes;
 RESET ROLE;
 SELECT operation, tenant_id, record_id FROM safeguard.audit_log WHERE table_name = 'notes';
+-- Tables are distributed and safeguard.citus_setup() was not run yet: lint() says so.
+SELECT level, rule, object, remediation FROM safeguard.lint() WHERE rule = 'citus_not_set_up';

@@ -92,3 +92,30 @@ SELECT set_config('safeguard.context_proof', :'forged', true) IS NOT NULL AS pla
 SELECT safeguard.current_tenant() AS tenant_after_load, current_setting('safeguard.context_proof') = '' AS dropped;
 COMMIT;
 \c clinic - :node_socket :coordinator_port
+
+-- Pooled requests: one application connection, and Citus's cached connections to the workers
+-- behind it, serve 300 transactions for random tenants, one in five without a context. No
+-- transaction sees another tenant's row; those without a context see none; each sees all of its
+-- tenant's rows.
+\set SHOW_CONTEXT never
+SET ROLE clinic_user;
+CREATE TEMP TABLE pooled (request int, tenant uuid, seen bigint, foreign_rows bigint);
+SELECT setseed(0.42) IS NOT NULL AS seeded;
+-- (The 300 generated transactions are neither echoed nor their results printed.)
+\set ECHO none
+\o /dev/null
+SELECT format($request$BEGIN; %s
+    INSERT INTO pooled SELECT %s, safeguard.current_tenant(), count(*),
+           count(*) FILTER (WHERE tenant_id IS DISTINCT FROM safeguard.current_tenant()) FROM patients;
+    COMMIT;$request$,
+    CASE WHEN r < 0.2 THEN ''
+         ELSE format('SELECT safeguard.set_context(%L);', '00000000-0000-4000-8000-00000000000' || floor(r * 4)::int) END,
+    n)
+  FROM (SELECT n, random() AS r FROM generate_series(1, 300) n) requests \gexec
+\o
+\set ECHO all
+RESET ROLE;
+SELECT count(*) AS requests, count(DISTINCT tenant) AS tenants, sum(foreign_rows) AS foreign_rows_seen,
+       count(*) FILTER (WHERE tenant IS NULL AND seen > 0) AS rows_seen_without_context,
+       bool_and(p.seen = t.rows) FILTER (WHERE tenant IS NOT NULL) AS each_saw_all_its_rows
+  FROM pooled p LEFT JOIN (SELECT tenant_id, count(*) AS rows FROM patients GROUP BY 1) t ON t.tenant_id = p.tenant;

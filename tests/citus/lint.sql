@@ -19,3 +19,5 @@ SELECT rule, object, remediation FROM safeguard.lint()
 SELECT count(*) AS isolation_findings_on_isolated_distributed_tables FROM safeguard.lint() l
  WHERE l.rule IN ('tenant_table_not_isolated', 'isolation_policy_altered')
    AND l.object IN ('public.charts', 'public.clinics', 'public.messages');
+-- After safeguard.citus_setup() (tests/citus/encryption.sql), no set-up finding.
+SELECT count(*) AS citus_not_set_up_findings FROM safeguard.lint() WHERE rule = 'citus_not_set_up';
