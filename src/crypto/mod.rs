@@ -465,11 +465,10 @@ fn insert_new_key(client: &mut pgrx::spi::SpiClient<'_>, tenant: Option<Uuid>) -
 /// its id; calling it again returns the same id.
 #[pg_extern(volatile, parallel_unsafe)]
 fn create_key(tenant_id: default!(Option<Uuid>, "NULL")) -> i32 {
-    let id = keystore::change_keys(|client| {
+    keystore::change_keys(|client| {
         tenant_lock(client, tenant_id);
         active_key_id(client, tenant_id).unwrap_or_else(|| insert_new_key(client, tenant_id))
-    });
-    id
+    })
 }
 
 /// A new active key for the tenant; the previous one is retired and keeps decrypting.
@@ -477,7 +476,7 @@ fn create_key(tenant_id: default!(Option<Uuid>, "NULL")) -> i32 {
 fn rotate_key(tenant_id: default!(Option<Uuid>, "NULL")) -> i32 {
     // Read the master key before changing anything: a missing key file fails the call cleanly.
     keystore::master_key();
-    let id = keystore::change_keys(|client| {
+    keystore::change_keys(|client| {
         tenant_lock(client, tenant_id);
         client
             .update(
@@ -488,8 +487,7 @@ fn rotate_key(tenant_id: default!(Option<Uuid>, "NULL")) -> i32 {
             )
             .unwrap_or_else(|e| pgrx::error!("pg_safeguard: retiring the active key failed: {e}"));
         insert_new_key(client, tenant_id)
-    });
-    id
+    })
 }
 
 /// Statement trigger on the key table (AFTER INSERT, UPDATE, DELETE and TRUNCATE): every backend
@@ -545,7 +543,7 @@ fn shred_tenant(tenant_id: Option<Uuid>) -> i32 {
             .with_detail("The global key serves values written without a tenant; destroy it by id with safeguard.destroy_key() if that is really meant.")
             .report()
     };
-    let destroyed = keystore::change_keys(|client| {
+    keystore::change_keys(|client| {
         tenant_lock(client, Some(tenant));
         client
             .update(
@@ -557,8 +555,7 @@ fn shred_tenant(tenant_id: Option<Uuid>) -> i32 {
             )
             .map(|table| table.len() as i32)
             .unwrap_or_else(|e| pgrx::error!("pg_safeguard: destroying the tenant's keys failed: {e}"))
-    });
-    destroyed
+    })
 }
 
 /// Master-key rotation: re-wraps every data key that opens under the master key in
@@ -575,7 +572,7 @@ fn rewrap_keys(previous_key_file: &str) -> i32 {
     }
     let previous = keystore::read_key_file(previous_key_file, "The previous master key file").or_report();
     let current = keystore::master_key();
-    let rewrapped = keystore::change_keys(|client| {
+    keystore::change_keys(|client| {
         // FOR UPDATE: a concurrent rotate or destroy waits until the keys are re-wrapped.
         let rows: Vec<(i32, Option<Uuid>, Vec<u8>)> = client
             .update(
@@ -617,8 +614,7 @@ fn rewrap_keys(previous_key_file: &str) -> i32 {
             count += 1;
         }
         count
-    });
-    rewrapped
+    })
 }
 
 /// HMAC-SHA-256 of `value` under a key derived from the master key, the current tenant and
