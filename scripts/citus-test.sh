@@ -64,7 +64,12 @@ node_psql coordinator -q -d "$DB" \
 outdir="$ROOT/target/citus-pg$PG_MAJOR"
 rm -rf "$outdir" && mkdir -p "$outdir"
 failed=0
+# basics.sql first (it creates the extension, as a DBA would), then the others in name order.
+tests=("$ROOT/tests/citus/basics.sql")
 for test in "$ROOT"/tests/citus/*.sql; do
+    [ "$(basename "$test")" = basics.sql ] || tests+=("$test")
+done
+for test in "${tests[@]}"; do
     name=$(basename "$test" .sql)
     # As pg_regress runs a test: every statement echoed, errors printed and the script going on.
     # (:node_socket and :<node>_port let a test connect to a node itself; :master_key and

@@ -144,6 +144,31 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            WITH ORDINALITY AS x (v, o)
 $$;
 
+-- Citus (docs/citus.md): the audit triggers of a distributed table are copied onto its shards
+-- and fire on the workers, which log into their own audit log under the distributed table's
+-- name. Citus allows triggers on its tables only when told to: citus.enable_unsafe_triggers,
+-- set here until the calling function returns (enable_audit and disable_audit have SET clauses,
+-- which undo it). A reference table is refused: each node holds a copy, and would log each
+-- change once.
+CREATE FUNCTION safeguard._allow_audit_triggers_on_citus(tbl regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    distribution_column name;
+BEGIN
+    SELECT d.column_name INTO distribution_column FROM safeguard._citus_distributed() d
+     WHERE d.tbl = _allow_audit_triggers_on_citus.tbl;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF distribution_column IS NULL THEN
+        RAISE EXCEPTION 'table % is a Citus reference table, which pg_safeguard does not audit', tbl
+            USING ERRCODE = '0A000',
+                  DETAIL = 'Every node holds a copy of a reference table: its triggers would log each change once per node.',
+                  HINT = 'Audit the distributed and local tables; see docs/citus.md.';
+    END IF;
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+END $$;
+
 CREATE FUNCTION safeguard.enable_audit(tbl regclass, exclude_columns name[] DEFAULT '{}', log_unchanged boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET safeguard.isolation_ddl_hook = off AS $$
@@ -166,6 +191,7 @@ BEGIN
         RAISE EXCEPTION 'the extension''s own table % cannot be audited', tbl
             USING ERRCODE = '22023', HINT = 'The audit log is the audit trail itself, and append-only.';
     END IF;
+    PERFORM safeguard._allow_audit_triggers_on_citus(tbl);
     FOREACH col IN ARRAY coalesce(exclude_columns, '{}') LOOP
         PERFORM safeguard._column_type(tbl, col, 'column to exclude');
     END LOOP;
@@ -218,6 +244,7 @@ RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET safeguard.isolation_ddl_hook = off AS $$
 BEGIN
     PERFORM safeguard._require_own_table(tbl);
+    PERFORM safeguard._allow_audit_triggers_on_citus(tbl);
     PERFORM safeguard._drop_audit_triggers(tbl);
     DELETE FROM safeguard.audit_registry r WHERE r.tbl = disable_audit.tbl;
 END $$;
@@ -248,8 +275,18 @@ GRANT SELECT ON safeguard.audited_tables TO PUBLIC;
 
 CREATE FUNCTION safeguard.audit_history(tbl regclass, record_id jsonb)
 RETURNS SETOF safeguard.audit_log
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- On a Citus coordinator, a distributed table's entries are in the logs of the nodes that
+    -- hold its shards (docs/citus.md).
+    IF EXISTS (SELECT 1 FROM safeguard._citus_distributed() d WHERE d.tbl = audit_history.tbl)
+       AND safeguard._is_citus_coordinator() THEN
+        RETURN QUERY SELECT * FROM safeguard.cluster_audit_log(tbl => audit_history.tbl, record_id => audit_history.record_id) l
+                      ORDER BY l.id DESC;
+        RETURN;
+    END IF;
     -- A partitioned table's entries name the partition that held the row.
+    RETURN QUERY
     SELECT l.*
       FROM safeguard.audit_log l
      WHERE l.record_id = audit_history.record_id
@@ -258,8 +295,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
               FROM safeguard._audit_members(tbl) m
               JOIN pg_class c ON c.oid = m
               JOIN pg_namespace n ON n.oid = c.relnamespace)
-     ORDER BY l.id DESC
-$$;
+     ORDER BY l.id DESC;
+END $$;
 COMMENT ON FUNCTION safeguard.audit_history(regclass, jsonb) IS
     'One record''s audit timeline, newest first (tenant-scoped like the log)';
 

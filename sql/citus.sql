@@ -12,7 +12,7 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'citus') THEN
         RAISE EXCEPTION '% is for a Citus cluster, and Citus is not installed in this database', caller
             USING ERRCODE = '55000',
-                  HINT = 'On a single server there is nothing to set up.';
+                  HINT = 'On a single server there is nothing to set up, and audit_seal(), audit_verify() and safeguard.audit_log serve the one log there is.';
     END IF;
     IF (SELECT g.groupid FROM pg_dist_local_group g) <> 0 THEN
         RAISE EXCEPTION '% runs on the Citus coordinator, and this node is a worker', caller
@@ -61,10 +61,11 @@ END
 $$;
 REVOKE ALL ON FUNCTION safeguard._on_every_worker(text) FROM PUBLIC;
 
--- Who may decrypt: EXECUTE on the three safeguard.decrypt() functions, on this server and, on a
--- Citus coordinator, on every worker too (where the decryption of distributed tables runs).
--- Idempotent. The caller needs the right to grant them (their owner, or a grant option).
-CREATE FUNCTION safeguard.grant_decrypt(grantee regrole) RETURNS void
+-- Who may decrypt: EXECUTE on the three safeguard.decrypt() functions, granted or revoked on this
+-- server and, on a Citus coordinator, on every worker too (where the decryption of distributed
+-- tables runs). Idempotent. The caller needs the right to grant them (their owner, or a grant
+-- option).
+CREATE FUNCTION safeguard._change_decrypt_grant(change text, grantee regrole) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -74,37 +75,27 @@ BEGIN
     IF grantee IS NULL THEN
         RAISE EXCEPTION 'grantee must not be NULL' USING ERRCODE = '22004';
     END IF;
-    command := format('GRANT EXECUTE ON FUNCTION safeguard.decrypt(safeguard.encrypted_text), '
-                      'safeguard.decrypt(safeguard.encrypted_bytea), safeguard.decrypt(safeguard.encrypted_jsonb) TO %s',
-                      grantee);
+    command := format('%s EXECUTE ON FUNCTION safeguard.decrypt(safeguard.encrypted_text), '
+                      'safeguard.decrypt(safeguard.encrypted_bytea), safeguard.decrypt(safeguard.encrypted_jsonb) %s %s',
+                      CASE change WHEN 'grant' THEN 'GRANT' ELSE 'REVOKE' END,
+                      CASE change WHEN 'grant' THEN 'TO' ELSE 'FROM' END, grantee);
     EXECUTE command;
     IF safeguard._is_citus_coordinator() THEN
         PERFORM safeguard._on_every_worker(command);
     END IF;
 END
 $$;
+REVOKE ALL ON FUNCTION safeguard._change_decrypt_grant(text, regrole) FROM PUBLIC;
+
+CREATE FUNCTION safeguard.grant_decrypt(grantee regrole) RETURNS void
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT safeguard._change_decrypt_grant('grant', grantee) $$;
 COMMENT ON FUNCTION safeguard.grant_decrypt(regrole) IS
     'GRANT EXECUTE on safeguard.decrypt() to a role, on every node of a Citus cluster';
 
 CREATE FUNCTION safeguard.revoke_decrypt(grantee regrole) RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    command text;
-BEGIN
-    IF grantee IS NULL THEN
-        RAISE EXCEPTION 'grantee must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    command := format('REVOKE EXECUTE ON FUNCTION safeguard.decrypt(safeguard.encrypted_text), '
-                      'safeguard.decrypt(safeguard.encrypted_bytea), safeguard.decrypt(safeguard.encrypted_jsonb) FROM %s',
-                      grantee);
-    EXECUTE command;
-    IF safeguard._is_citus_coordinator() THEN
-        PERFORM safeguard._on_every_worker(command);
-    END IF;
-END
-$$;
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT safeguard._change_decrypt_grant('revoke', grantee) $$;
 COMMENT ON FUNCTION safeguard.revoke_decrypt(regrole) IS
     'REVOKE EXECUTE on safeguard.decrypt() from a role, on every node of a Citus cluster';
 REVOKE ALL ON FUNCTION safeguard.grant_decrypt(regrole), safeguard.revoke_decrypt(regrole) FROM PUBLIC;
@@ -164,3 +155,142 @@ $$;
 REVOKE ALL ON FUNCTION safeguard.citus_setup() FROM PUBLIC;
 COMMENT ON FUNCTION safeguard.citus_setup() IS
     'Sets pg_safeguard up on a Citus cluster (run on the coordinator; idempotent): docs/citus.md';
+
+-- Audit on a Citus cluster (docs/citus.md): each node logs the changes of the shards it holds
+-- into its own safeguard.audit_log, under the distributed table's name, and keeps its own hash
+-- chain. The functions below read, seal and verify the logs of every node from the coordinator.
+
+-- This node's entries that match, as one JSON array, read with the caller's context: the sealed
+-- context of the coordinator's transaction (safeguard.context_proof, '' for none) is set here
+-- first, so that the log's row security on this node shows the caller what it shows them on the
+-- coordinator. Called on each worker by cluster_audit_log(); SECURITY INVOKER, so it gives no
+-- one more than a query of the log would.
+CREATE FUNCTION safeguard._audit_entries_json(context_proof text, tenant_id uuid, since timestamptz,
+                                             until timestamptz, tables text[], record_id jsonb)
+RETURNS json
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    entries json;
+BEGIN
+    PERFORM set_config('safeguard.context_proof', coalesce(context_proof, ''), true);
+    SELECT coalesce(json_agg(l ORDER BY l.id), '[]') INTO entries
+      FROM safeguard.audit_log l
+     WHERE (_audit_entries_json.tenant_id IS NULL OR l.tenant_id = _audit_entries_json.tenant_id)
+       AND (since IS NULL OR l.occurred_at >= since)
+       AND (until IS NULL OR l.occurred_at < until)
+       AND (tables IS NULL OR format('%I.%I', l.table_schema, l.table_name) = ANY (tables))
+       AND (_audit_entries_json.record_id IS NULL OR l.record_id = _audit_entries_json.record_id);
+    RETURN entries;
+END
+$$;
+
+-- The audit log of every node of the cluster, filtered (every argument optional), oldest first:
+-- a tenant's activity, a table's or a record's history. Each node's row security applies, with
+-- the caller's context (a superuser sees every tenant's entries). Runs on the coordinator; 58000
+-- naming the node if one cannot be read.
+CREATE FUNCTION safeguard.cluster_audit_log(tenant_id uuid DEFAULT NULL, since timestamptz DEFAULT NULL,
+                                           until timestamptz DEFAULT NULL, tbl regclass DEFAULT NULL,
+                                           record_id jsonb DEFAULT NULL)
+RETURNS SETOF safeguard.audit_log
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    proof text := current_setting('safeguard.context_proof', true);
+    tables text[];
+    node_entries json[];
+    failed text;
+    worker record;
+BEGIN
+    PERFORM safeguard._require_citus_coordinator('safeguard.cluster_audit_log()');
+    IF tbl IS NOT NULL THEN
+        SELECT array_agg(format('%I.%I', n.nspname, c.relname)) INTO tables
+          FROM safeguard._audit_members(tbl) m JOIN pg_class c ON c.oid = m JOIN pg_namespace n ON n.oid = c.relnamespace;
+    END IF;
+    node_entries := ARRAY[safeguard._audit_entries_json(proof, tenant_id, since, until, tables, record_id)];
+    FOR worker IN
+        SELECT w.nodename, w.nodeport, w.success, w.result
+          FROM run_command_on_workers(format('SELECT safeguard._audit_entries_json(%L, %L, %L, %L, %L, %L)',
+                                             proof, tenant_id, since, until, tables, record_id)) w
+    LOOP
+        IF worker.success THEN
+            node_entries := node_entries || worker.result::json;
+        ELSE
+            failed := concat_ws('; ', failed, format('%s:%s: %s', worker.nodename, worker.nodeport, worker.result));
+        END IF;
+    END LOOP;
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION 'the audit log of a Citus worker could not be read' USING ERRCODE = '58000', DETAIL = failed;
+    END IF;
+    RETURN QUERY
+    SELECT l.* FROM unnest(node_entries) e, json_populate_recordset(NULL::safeguard.audit_log, e) l ORDER BY l.id;
+END
+$$;
+COMMENT ON FUNCTION safeguard.cluster_audit_log(uuid, timestamptz, timestamptz, regclass, jsonb) IS
+    'The audit log of every node of a Citus cluster, filtered; run on the coordinator';
+
+-- Seal and verify the hash chain of every node (each node has its own: docs/citus.md) from the
+-- coordinator: one row per node, the coordinator first. For the owner of the extension and
+-- superusers, like audit_seal() and audit_verify(), which they call on each node.
+CREATE FUNCTION safeguard.cluster_audit_seal() RETURNS TABLE (node text, sealed bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    failed text;
+    worker record;
+BEGIN
+    PERFORM safeguard._require_citus_coordinator('safeguard.cluster_audit_seal()');
+    node := 'coordinator';
+    sealed := safeguard.audit_seal();
+    RETURN NEXT;
+    FOR worker IN SELECT w.* FROM run_command_on_workers('SELECT safeguard.audit_seal()') w ORDER BY w.nodename, w.nodeport LOOP
+        IF worker.success THEN
+            node := format('%s:%s', worker.nodename, worker.nodeport);
+            sealed := worker.result::bigint;
+            RETURN NEXT;
+        ELSE
+            failed := concat_ws('; ', failed, format('%s:%s: %s', worker.nodename, worker.nodeport, worker.result));
+        END IF;
+    END LOOP;
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION 'sealing the audit log of a Citus worker failed' USING ERRCODE = '58000', DETAIL = failed;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION safeguard.cluster_audit_verify()
+RETURNS TABLE (node text, ok boolean, rows_checked bigint, first_bad_id uuid, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    failed text;
+    worker record;
+BEGIN
+    PERFORM safeguard._require_citus_coordinator('safeguard.cluster_audit_verify()');
+    RETURN QUERY SELECT 'coordinator', v.* FROM safeguard.audit_verify() v;
+    FOR worker IN
+        SELECT w.* FROM run_command_on_workers('SELECT pg_catalog.json_agg(v) FROM safeguard.audit_verify() v') w
+         ORDER BY w.nodename, w.nodeport
+    LOOP
+        IF worker.success THEN
+            RETURN QUERY SELECT format('%s:%s', worker.nodename, worker.nodeport), v.*
+                           FROM json_to_recordset(worker.result::json)
+                                AS v (ok boolean, rows_checked bigint, first_bad_id uuid, detail text);
+        ELSE
+            failed := concat_ws('; ', failed, format('%s:%s: %s', worker.nodename, worker.nodeport, worker.result));
+        END IF;
+    END LOOP;
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION 'verifying the audit log of a Citus worker failed' USING ERRCODE = '58000', DETAIL = failed;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION safeguard.cluster_audit_seal(), safeguard.cluster_audit_verify() FROM PUBLIC;
+COMMENT ON FUNCTION safeguard.cluster_audit_seal() IS
+    'audit_seal() on every node of a Citus cluster; run on the coordinator';
+COMMENT ON FUNCTION safeguard.cluster_audit_verify() IS
+    'audit_verify() on every node of a Citus cluster, one row per node; run on the coordinator';

@@ -895,7 +895,7 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'citus') THEN
         RAISE EXCEPTION '% is for a Citus cluster, and Citus is not installed in this database', caller
             USING ERRCODE = '55000',
-                  HINT = 'On a single server there is nothing to set up.';
+                  HINT = 'On a single server there is nothing to set up, and audit_seal(), audit_verify() and safeguard.audit_log serve the one log there is.';
     END IF;
     IF (SELECT g.groupid FROM pg_dist_local_group g) <> 0 THEN
         RAISE EXCEPTION '% runs on the Citus coordinator, and this node is a worker', caller
@@ -944,10 +944,11 @@ END
 $$;
 REVOKE ALL ON FUNCTION safeguard._on_every_worker(text) FROM PUBLIC;
 
--- Who may decrypt: EXECUTE on the three safeguard.decrypt() functions, on this server and, on a
--- Citus coordinator, on every worker too (where the decryption of distributed tables runs).
--- Idempotent. The caller needs the right to grant them (their owner, or a grant option).
-CREATE FUNCTION safeguard.grant_decrypt(grantee regrole) RETURNS void
+-- Who may decrypt: EXECUTE on the three safeguard.decrypt() functions, granted or revoked on this
+-- server and, on a Citus coordinator, on every worker too (where the decryption of distributed
+-- tables runs). Idempotent. The caller needs the right to grant them (their owner, or a grant
+-- option).
+CREATE FUNCTION safeguard._change_decrypt_grant(change text, grantee regrole) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -957,37 +958,27 @@ BEGIN
     IF grantee IS NULL THEN
         RAISE EXCEPTION 'grantee must not be NULL' USING ERRCODE = '22004';
     END IF;
-    command := format('GRANT EXECUTE ON FUNCTION safeguard.decrypt(safeguard.encrypted_text), '
-                      'safeguard.decrypt(safeguard.encrypted_bytea), safeguard.decrypt(safeguard.encrypted_jsonb) TO %s',
-                      grantee);
+    command := format('%s EXECUTE ON FUNCTION safeguard.decrypt(safeguard.encrypted_text), '
+                      'safeguard.decrypt(safeguard.encrypted_bytea), safeguard.decrypt(safeguard.encrypted_jsonb) %s %s',
+                      CASE change WHEN 'grant' THEN 'GRANT' ELSE 'REVOKE' END,
+                      CASE change WHEN 'grant' THEN 'TO' ELSE 'FROM' END, grantee);
     EXECUTE command;
     IF safeguard._is_citus_coordinator() THEN
         PERFORM safeguard._on_every_worker(command);
     END IF;
 END
 $$;
+REVOKE ALL ON FUNCTION safeguard._change_decrypt_grant(text, regrole) FROM PUBLIC;
+
+CREATE FUNCTION safeguard.grant_decrypt(grantee regrole) RETURNS void
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT safeguard._change_decrypt_grant('grant', grantee) $$;
 COMMENT ON FUNCTION safeguard.grant_decrypt(regrole) IS
     'GRANT EXECUTE on safeguard.decrypt() to a role, on every node of a Citus cluster';
 
 CREATE FUNCTION safeguard.revoke_decrypt(grantee regrole) RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    command text;
-BEGIN
-    IF grantee IS NULL THEN
-        RAISE EXCEPTION 'grantee must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    command := format('REVOKE EXECUTE ON FUNCTION safeguard.decrypt(safeguard.encrypted_text), '
-                      'safeguard.decrypt(safeguard.encrypted_bytea), safeguard.decrypt(safeguard.encrypted_jsonb) FROM %s',
-                      grantee);
-    EXECUTE command;
-    IF safeguard._is_citus_coordinator() THEN
-        PERFORM safeguard._on_every_worker(command);
-    END IF;
-END
-$$;
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT safeguard._change_decrypt_grant('revoke', grantee) $$;
 COMMENT ON FUNCTION safeguard.revoke_decrypt(regrole) IS
     'REVOKE EXECUTE on safeguard.decrypt() from a role, on every node of a Citus cluster';
 REVOKE ALL ON FUNCTION safeguard.grant_decrypt(regrole), safeguard.revoke_decrypt(regrole) FROM PUBLIC;
@@ -1097,3 +1088,270 @@ BEGIN
     END IF;
     PERFORM safeguard._apply_isolation(tbl, 'via', NULL, fk_column, parent, parent_column, NULL, NULL);
 END $$;
+
+-- Audit on a Citus cluster (sql/audit.sql, sql/citus.sql): enable_audit() and disable_audit() on
+-- distributed tables, audit_history() of a distributed table from the coordinator, and the
+-- functions that read, seal and verify every node's log.
+-- Citus (docs/citus.md): the audit triggers of a distributed table are copied onto its shards
+-- and fire on the workers, which log into their own audit log under the distributed table's
+-- name. Citus allows triggers on its tables only when told to: citus.enable_unsafe_triggers,
+-- set here until the calling function returns (enable_audit and disable_audit have SET clauses,
+-- which undo it). A reference table is refused: each node holds a copy, and would log each
+-- change once.
+CREATE FUNCTION safeguard._allow_audit_triggers_on_citus(tbl regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    distribution_column name;
+BEGIN
+    SELECT d.column_name INTO distribution_column FROM safeguard._citus_distributed() d
+     WHERE d.tbl = _allow_audit_triggers_on_citus.tbl;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF distribution_column IS NULL THEN
+        RAISE EXCEPTION 'table % is a Citus reference table, which pg_safeguard does not audit', tbl
+            USING ERRCODE = '0A000',
+                  DETAIL = 'Every node holds a copy of a reference table: its triggers would log each change once per node.',
+                  HINT = 'Audit the distributed and local tables; see docs/citus.md.';
+    END IF;
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+END $$;
+CREATE OR REPLACE FUNCTION safeguard.enable_audit(tbl regclass, exclude_columns name[] DEFAULT '{}', log_unchanged boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET safeguard.isolation_ddl_hook = off AS $$
+DECLARE
+    col name;
+    args text;
+    first_enabled_at timestamptz;
+    first_enabled_by name;
+BEGIN
+    PERFORM safeguard._require_own_table(tbl);
+    -- A partition is audited through the partitioned table at the top of its tree: writes routed
+    -- through the parent and writes aimed at the partition then both reach the same triggers.
+    IF (SELECT c.relispartition FROM pg_class c WHERE c.oid = tbl) THEN
+        RAISE EXCEPTION 'table % is a partition: audit the partitioned table %', tbl, pg_partition_root(tbl)
+            USING ERRCODE = '0A000',
+                  HINT = format('SELECT safeguard.enable_audit(%L) audits every partition, present and future.',
+                                pg_partition_root(tbl)::text);
+    END IF;
+    IF (SELECT c.relnamespace FROM pg_class c WHERE c.oid = tbl) = 'safeguard'::regnamespace THEN
+        RAISE EXCEPTION 'the extension''s own table % cannot be audited', tbl
+            USING ERRCODE = '22023', HINT = 'The audit log is the audit trail itself, and append-only.';
+    END IF;
+    PERFORM safeguard._allow_audit_triggers_on_citus(tbl);
+    FOREACH col IN ARRAY coalesce(exclude_columns, '{}') LOOP
+        PERFORM safeguard._column_type(tbl, col, 'column to exclude');
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = tbl AND i.indisprimary) THEN
+        RAISE NOTICE 'table % has no primary key: its audit entries identify a record by its whole row', tbl
+            USING HINT = 'Add a primary key so that safeguard.audit_history() can follow a record through updates.';
+    END IF;
+    args := safeguard._audit_trigger_args(tbl, exclude_columns, log_unchanged);
+    -- Out of the registry while its triggers are remade, so that the partition hook
+    -- (_on_ddl_audit_partitions), which fires on the ALTER TABLEs below, leaves them alone.
+    DELETE FROM safeguard.audit_registry r WHERE r.tbl = enable_audit.tbl
+    RETURNING r.enabled_at, r.enabled_by INTO first_enabled_at, first_enabled_by;
+    PERFORM safeguard._drop_audit_triggers(tbl);
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = tbl) = 'p' THEN
+        -- A partitioned table: one row trigger for every change, which PostgreSQL copies onto
+        -- each partition, present and future, so that writes aimed at a partition are logged
+        -- too (statement triggers fire only on the table a statement names). Entries name the
+        -- partition that holds the row; a row moved to another partition by an UPDATE of the
+        -- partition key is logged as PostgreSQL performs it: a DELETE and an INSERT.
+        EXECUTE format('CREATE TRIGGER sg_audit_row AFTER INSERT OR UPDATE OR DELETE ON %s
+                        FOR EACH ROW EXECUTE FUNCTION safeguard._audit_row(%s)', tbl, args);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_row', tbl);
+        PERFORM safeguard._audit_truncate_triggers(tbl, args);
+    ELSE
+        -- INSERT and DELETE: one set-based log insert per statement, over its transition table;
+        -- UPDATE: per row, to log only the changed columns. ALWAYS: session_replication_role =
+        -- replica does not switch auditing off.
+        EXECUTE format('CREATE TRIGGER sg_audit_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS sg_new
+                        FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', tbl, args);
+        EXECUTE format('CREATE TRIGGER sg_audit_update AFTER UPDATE ON %s
+                        FOR EACH ROW EXECUTE FUNCTION safeguard._audit_row(%s)', tbl, args);
+        EXECUTE format('CREATE TRIGGER sg_audit_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS sg_old
+                        FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', tbl, args);
+        EXECUTE format('CREATE TRIGGER sg_audit_truncate AFTER TRUNCATE ON %s
+                        FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', tbl, args);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_insert', tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_update', tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_delete', tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_truncate', tbl);
+    END IF;
+    INSERT INTO safeguard.audit_registry AS r (tbl, exclude_columns, log_unchanged, enabled_at, enabled_by)
+    VALUES (tbl, coalesce(exclude_columns, '{}'), log_unchanged, coalesce(first_enabled_at, now()),
+            coalesce(first_enabled_by, current_user));
+END $$;
+CREATE OR REPLACE FUNCTION safeguard.disable_audit(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET safeguard.isolation_ddl_hook = off AS $$
+BEGIN
+    PERFORM safeguard._require_own_table(tbl);
+    PERFORM safeguard._allow_audit_triggers_on_citus(tbl);
+    PERFORM safeguard._drop_audit_triggers(tbl);
+    DELETE FROM safeguard.audit_registry r WHERE r.tbl = disable_audit.tbl;
+END $$;
+CREATE OR REPLACE FUNCTION safeguard.audit_history(tbl regclass, record_id jsonb)
+RETURNS SETOF safeguard.audit_log
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- On a Citus coordinator, a distributed table's entries are in the logs of the nodes that
+    -- hold its shards (docs/citus.md).
+    IF EXISTS (SELECT 1 FROM safeguard._citus_distributed() d WHERE d.tbl = audit_history.tbl)
+       AND safeguard._is_citus_coordinator() THEN
+        RETURN QUERY SELECT * FROM safeguard.cluster_audit_log(tbl => audit_history.tbl, record_id => audit_history.record_id) l
+                      ORDER BY l.id DESC;
+        RETURN;
+    END IF;
+    -- A partitioned table's entries name the partition that held the row.
+    RETURN QUERY
+    SELECT l.*
+      FROM safeguard.audit_log l
+     WHERE l.record_id = audit_history.record_id
+       AND (l.table_schema, l.table_name) IN (
+            SELECT n.nspname, c.relname
+              FROM safeguard._audit_members(tbl) m
+              JOIN pg_class c ON c.oid = m
+              JOIN pg_namespace n ON n.oid = c.relnamespace)
+     ORDER BY l.id DESC;
+END $$;
+
+-- Audit on a Citus cluster (docs/citus.md): each node logs the changes of the shards it holds
+-- into its own safeguard.audit_log, under the distributed table's name, and keeps its own hash
+-- chain. The functions below read, seal and verify the logs of every node from the coordinator.
+
+-- This node's entries that match, as one JSON array, read with the caller's context: the sealed
+-- context of the coordinator's transaction (safeguard.context_proof, '' for none) is set here
+-- first, so that the log's row security on this node shows the caller what it shows them on the
+-- coordinator. Called on each worker by cluster_audit_log(); SECURITY INVOKER, so it gives no
+-- one more than a query of the log would.
+CREATE FUNCTION safeguard._audit_entries_json(context_proof text, tenant_id uuid, since timestamptz,
+                                             until timestamptz, tables text[], record_id jsonb)
+RETURNS json
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    entries json;
+BEGIN
+    PERFORM set_config('safeguard.context_proof', coalesce(context_proof, ''), true);
+    SELECT coalesce(json_agg(l ORDER BY l.id), '[]') INTO entries
+      FROM safeguard.audit_log l
+     WHERE (_audit_entries_json.tenant_id IS NULL OR l.tenant_id = _audit_entries_json.tenant_id)
+       AND (since IS NULL OR l.occurred_at >= since)
+       AND (until IS NULL OR l.occurred_at < until)
+       AND (tables IS NULL OR format('%I.%I', l.table_schema, l.table_name) = ANY (tables))
+       AND (_audit_entries_json.record_id IS NULL OR l.record_id = _audit_entries_json.record_id);
+    RETURN entries;
+END
+$$;
+
+-- The audit log of every node of the cluster, filtered (every argument optional), oldest first:
+-- a tenant's activity, a table's or a record's history. Each node's row security applies, with
+-- the caller's context (a superuser sees every tenant's entries). Runs on the coordinator; 58000
+-- naming the node if one cannot be read.
+CREATE FUNCTION safeguard.cluster_audit_log(tenant_id uuid DEFAULT NULL, since timestamptz DEFAULT NULL,
+                                           until timestamptz DEFAULT NULL, tbl regclass DEFAULT NULL,
+                                           record_id jsonb DEFAULT NULL)
+RETURNS SETOF safeguard.audit_log
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    proof text := current_setting('safeguard.context_proof', true);
+    tables text[];
+    node_entries json[];
+    failed text;
+    worker record;
+BEGIN
+    PERFORM safeguard._require_citus_coordinator('safeguard.cluster_audit_log()');
+    IF tbl IS NOT NULL THEN
+        SELECT array_agg(format('%I.%I', n.nspname, c.relname)) INTO tables
+          FROM safeguard._audit_members(tbl) m JOIN pg_class c ON c.oid = m JOIN pg_namespace n ON n.oid = c.relnamespace;
+    END IF;
+    node_entries := ARRAY[safeguard._audit_entries_json(proof, tenant_id, since, until, tables, record_id)];
+    FOR worker IN
+        SELECT w.nodename, w.nodeport, w.success, w.result
+          FROM run_command_on_workers(format('SELECT safeguard._audit_entries_json(%L, %L, %L, %L, %L, %L)',
+                                             proof, tenant_id, since, until, tables, record_id)) w
+    LOOP
+        IF worker.success THEN
+            node_entries := node_entries || worker.result::json;
+        ELSE
+            failed := concat_ws('; ', failed, format('%s:%s: %s', worker.nodename, worker.nodeport, worker.result));
+        END IF;
+    END LOOP;
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION 'the audit log of a Citus worker could not be read' USING ERRCODE = '58000', DETAIL = failed;
+    END IF;
+    RETURN QUERY
+    SELECT l.* FROM unnest(node_entries) e, json_populate_recordset(NULL::safeguard.audit_log, e) l ORDER BY l.id;
+END
+$$;
+COMMENT ON FUNCTION safeguard.cluster_audit_log(uuid, timestamptz, timestamptz, regclass, jsonb) IS
+    'The audit log of every node of a Citus cluster, filtered; run on the coordinator';
+
+-- Seal and verify the hash chain of every node (each node has its own: docs/citus.md) from the
+-- coordinator: one row per node, the coordinator first. For the owner of the extension and
+-- superusers, like audit_seal() and audit_verify(), which they call on each node.
+CREATE FUNCTION safeguard.cluster_audit_seal() RETURNS TABLE (node text, sealed bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    failed text;
+    worker record;
+BEGIN
+    PERFORM safeguard._require_citus_coordinator('safeguard.cluster_audit_seal()');
+    node := 'coordinator';
+    sealed := safeguard.audit_seal();
+    RETURN NEXT;
+    FOR worker IN SELECT w.* FROM run_command_on_workers('SELECT safeguard.audit_seal()') w ORDER BY w.nodename, w.nodeport LOOP
+        IF worker.success THEN
+            node := format('%s:%s', worker.nodename, worker.nodeport);
+            sealed := worker.result::bigint;
+            RETURN NEXT;
+        ELSE
+            failed := concat_ws('; ', failed, format('%s:%s: %s', worker.nodename, worker.nodeport, worker.result));
+        END IF;
+    END LOOP;
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION 'sealing the audit log of a Citus worker failed' USING ERRCODE = '58000', DETAIL = failed;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION safeguard.cluster_audit_verify()
+RETURNS TABLE (node text, ok boolean, rows_checked bigint, first_bad_id uuid, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    failed text;
+    worker record;
+BEGIN
+    PERFORM safeguard._require_citus_coordinator('safeguard.cluster_audit_verify()');
+    RETURN QUERY SELECT 'coordinator', v.* FROM safeguard.audit_verify() v;
+    FOR worker IN
+        SELECT w.* FROM run_command_on_workers('SELECT pg_catalog.json_agg(v) FROM safeguard.audit_verify() v') w
+         ORDER BY w.nodename, w.nodeport
+    LOOP
+        IF worker.success THEN
+            RETURN QUERY SELECT format('%s:%s', worker.nodename, worker.nodeport), v.*
+                           FROM json_to_recordset(worker.result::json)
+                                AS v (ok boolean, rows_checked bigint, first_bad_id uuid, detail text);
+        ELSE
+            failed := concat_ws('; ', failed, format('%s:%s: %s', worker.nodename, worker.nodeport, worker.result));
+        END IF;
+    END LOOP;
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION 'verifying the audit log of a Citus worker failed' USING ERRCODE = '58000', DETAIL = failed;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION safeguard.cluster_audit_seal(), safeguard.cluster_audit_verify() FROM PUBLIC;
+COMMENT ON FUNCTION safeguard.cluster_audit_seal() IS
+    'audit_seal() on every node of a Citus cluster; run on the coordinator';
+COMMENT ON FUNCTION safeguard.cluster_audit_verify() IS
+    'audit_verify() on every node of a Citus cluster, one row per node; run on the coordinator';

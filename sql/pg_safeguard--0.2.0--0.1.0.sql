@@ -641,9 +641,104 @@ DROP FUNCTION safeguard._citus_distributed();
 
 -- Encryption on a Citus cluster. (On a cluster, undistribute_table('safeguard.key_store') on the
 -- coordinator first: 0.1.0 knows no reference key table.)
+-- Audit on a Citus cluster: the functions as 0.1.0 had them.
+DROP FUNCTION safeguard.cluster_audit_verify();
+DROP FUNCTION safeguard.cluster_audit_seal();
+DROP FUNCTION safeguard.cluster_audit_log(uuid, timestamptz, timestamptz, regclass, jsonb);
+DROP FUNCTION safeguard._audit_entries_json(text, uuid, timestamptz, timestamptz, text[], jsonb);
+CREATE OR REPLACE FUNCTION safeguard.enable_audit(tbl regclass, exclude_columns name[] DEFAULT '{}', log_unchanged boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET safeguard.isolation_ddl_hook = off AS $$
+DECLARE
+    col name;
+    args text;
+    first_enabled_at timestamptz;
+    first_enabled_by name;
+BEGIN
+    PERFORM safeguard._require_own_table(tbl);
+    -- A partition is audited through the partitioned table at the top of its tree: writes routed
+    -- through the parent and writes aimed at the partition then both reach the same triggers.
+    IF (SELECT c.relispartition FROM pg_class c WHERE c.oid = tbl) THEN
+        RAISE EXCEPTION 'table % is a partition: audit the partitioned table %', tbl, pg_partition_root(tbl)
+            USING ERRCODE = '0A000',
+                  HINT = format('SELECT safeguard.enable_audit(%L) audits every partition, present and future.',
+                                pg_partition_root(tbl)::text);
+    END IF;
+    IF (SELECT c.relnamespace FROM pg_class c WHERE c.oid = tbl) = 'safeguard'::regnamespace THEN
+        RAISE EXCEPTION 'the extension''s own table % cannot be audited', tbl
+            USING ERRCODE = '22023', HINT = 'The audit log is the audit trail itself, and append-only.';
+    END IF;
+    FOREACH col IN ARRAY coalesce(exclude_columns, '{}') LOOP
+        PERFORM safeguard._column_type(tbl, col, 'column to exclude');
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = tbl AND i.indisprimary) THEN
+        RAISE NOTICE 'table % has no primary key: its audit entries identify a record by its whole row', tbl
+            USING HINT = 'Add a primary key so that safeguard.audit_history() can follow a record through updates.';
+    END IF;
+    args := safeguard._audit_trigger_args(tbl, exclude_columns, log_unchanged);
+    -- Out of the registry while its triggers are remade, so that the partition hook
+    -- (_on_ddl_audit_partitions), which fires on the ALTER TABLEs below, leaves them alone.
+    DELETE FROM safeguard.audit_registry r WHERE r.tbl = enable_audit.tbl
+    RETURNING r.enabled_at, r.enabled_by INTO first_enabled_at, first_enabled_by;
+    PERFORM safeguard._drop_audit_triggers(tbl);
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = tbl) = 'p' THEN
+        -- A partitioned table: one row trigger for every change, which PostgreSQL copies onto
+        -- each partition, present and future, so that writes aimed at a partition are logged
+        -- too (statement triggers fire only on the table a statement names). Entries name the
+        -- partition that holds the row; a row moved to another partition by an UPDATE of the
+        -- partition key is logged as PostgreSQL performs it: a DELETE and an INSERT.
+        EXECUTE format('CREATE TRIGGER sg_audit_row AFTER INSERT OR UPDATE OR DELETE ON %s
+                        FOR EACH ROW EXECUTE FUNCTION safeguard._audit_row(%s)', tbl, args);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_row', tbl);
+        PERFORM safeguard._audit_truncate_triggers(tbl, args);
+    ELSE
+        -- INSERT and DELETE: one set-based log insert per statement, over its transition table;
+        -- UPDATE: per row, to log only the changed columns. ALWAYS: session_replication_role =
+        -- replica does not switch auditing off.
+        EXECUTE format('CREATE TRIGGER sg_audit_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS sg_new
+                        FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', tbl, args);
+        EXECUTE format('CREATE TRIGGER sg_audit_update AFTER UPDATE ON %s
+                        FOR EACH ROW EXECUTE FUNCTION safeguard._audit_row(%s)', tbl, args);
+        EXECUTE format('CREATE TRIGGER sg_audit_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS sg_old
+                        FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', tbl, args);
+        EXECUTE format('CREATE TRIGGER sg_audit_truncate AFTER TRUNCATE ON %s
+                        FOR EACH STATEMENT EXECUTE FUNCTION safeguard._audit_statement(%s)', tbl, args);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_insert', tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_update', tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_delete', tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER sg_audit_truncate', tbl);
+    END IF;
+    INSERT INTO safeguard.audit_registry AS r (tbl, exclude_columns, log_unchanged, enabled_at, enabled_by)
+    VALUES (tbl, coalesce(exclude_columns, '{}'), log_unchanged, coalesce(first_enabled_at, now()),
+            coalesce(first_enabled_by, current_user));
+END $$;
+CREATE OR REPLACE FUNCTION safeguard.disable_audit(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET safeguard.isolation_ddl_hook = off AS $$
+BEGIN
+    PERFORM safeguard._require_own_table(tbl);
+    PERFORM safeguard._drop_audit_triggers(tbl);
+    DELETE FROM safeguard.audit_registry r WHERE r.tbl = disable_audit.tbl;
+END $$;
+CREATE OR REPLACE FUNCTION safeguard.audit_history(tbl regclass, record_id jsonb)
+RETURNS SETOF safeguard.audit_log
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    -- A partitioned table's entries name the partition that held the row.
+    SELECT l.*
+      FROM safeguard.audit_log l
+     WHERE l.record_id = audit_history.record_id
+       AND (l.table_schema, l.table_name) IN (
+            SELECT n.nspname, c.relname
+              FROM safeguard._audit_members(tbl) m
+              JOIN pg_class c ON c.oid = m
+              JOIN pg_namespace n ON n.oid = c.relnamespace)
+     ORDER BY l.id DESC
+$$;
+DROP FUNCTION safeguard._allow_audit_triggers_on_citus(regclass);
 DROP FUNCTION safeguard.citus_setup();
 DROP FUNCTION safeguard.grant_decrypt(regrole);
 DROP FUNCTION safeguard.revoke_decrypt(regrole);
+DROP FUNCTION safeguard._change_decrypt_grant(text, regrole);
 DROP FUNCTION safeguard._on_every_worker(text);
 DROP FUNCTION safeguard._is_citus_coordinator();
 DROP FUNCTION safeguard._require_citus_coordinator(text);

@@ -3,19 +3,26 @@
 //! `grant_decrypt()`, `revoke_decrypt()`). docs/citus.md.
 
 use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 pgrx::extension_sql_file!(
     "../sql/citus.sql",
     name = "citus",
-    requires = ["crypto", "lint"]
+    requires = ["crypto", "audit", "audit_chain", "lint"]
 );
+
+/// Whether the `citus` extension exists in this database.
+pub fn installed() -> bool {
+    // SAFETY: looks an extension up by name in this database's catalog.
+    unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid }
+}
 
 /// Whether this server is a Citus worker: a node that a coordinator added to its cluster (its
 /// group is not the coordinator's group 0). A server where the `citus` extension does not exist
 /// in this database, or that no coordinator added yet, is not.
 pub fn is_worker() -> bool {
-    // SAFETY: looks an extension up by name in this database's catalog.
-    if unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) } == pg_sys::InvalidOid {
+    if !installed() {
         return false;
     }
     Spi::get_one::<bool>("SELECT groupid <> 0 FROM pg_catalog.pg_dist_local_group")
@@ -28,8 +35,7 @@ pub fn is_worker() -> bool {
 /// Reading the copy is an ordinary local query, allowed where Citus refuses a distributed one
 /// (inside a query running on a shard).
 pub fn local_copy_of_reference_table(client: &pgrx::spi::SpiClient<'_>, schema: &str, table: &str) -> Option<String> {
-    // SAFETY: looks an extension up by name in this database's catalog.
-    if unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) } == pg_sys::InvalidOid {
+    if !installed() {
         return None;
     }
     // A reference table has one shard; its placement on a node is the table `<name>_<shard id>`.
@@ -50,4 +56,96 @@ pub fn local_copy_of_reference_table(client: &pgrx::spi::SpiClient<'_>, schema: 
         .get_one::<String>()
         .ok()
         .flatten()
+}
+
+/// The shard of a Citus distributed table that a trigger fires on, when it is a copy that Citus
+/// made of one of `triggers`; None for the trigger on a table itself, and where Citus is absent.
+pub fn shard_of_trigger_copy(trigger_name: &str, triggers: &[&str]) -> Option<i64> {
+    shard_id_in_trigger_name(trigger_name, triggers).filter(|_| installed())
+}
+
+/// The shard id that Citus appended to the name of one of `triggers` when it copied the trigger
+/// onto a shard (`sg_audit_insert_102008` for `sg_audit_insert`); None for the trigger on the
+/// table itself. (A shard's own name may be shortened by Citus; the trigger names given here
+/// are short enough never to be.)
+pub fn shard_id_in_trigger_name(trigger_name: &str, triggers: &[&str]) -> Option<i64> {
+    triggers.iter().find_map(|base| {
+        let digits = trigger_name.strip_prefix(base)?.strip_prefix('_')?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    })
+}
+
+thread_local! {
+    /// Shard id -> (schema, name) of its distributed table, as this node's Citus metadata says.
+    static LOGICAL_TABLES: RefCell<HashMap<i64, (String, String)>> = RefCell::new(HashMap::new());
+    /// Set by the relcache callback (a table renamed, a shard moved): the map is dropped at the
+    /// next lookup. A Cell, so that the callback, which may run inside our own SPI calls, never
+    /// borrows the map.
+    static LOGICAL_TABLES_STALE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Registers the callback that keeps `logical_table_of_shard`'s cache fresh; once per process.
+pub fn init() {
+    // SAFETY: the callback only touches a thread-local cell.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0)) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    LOGICAL_TABLES_STALE.set(true);
+}
+
+/// The schema and name of the distributed table of which `shard_id` is a shard, from this
+/// node's Citus metadata; None if this node does not know the shard.
+pub fn logical_table_of_shard(shard_id: i64) -> Option<(String, String)> {
+    if LOGICAL_TABLES_STALE.replace(false) {
+        LOGICAL_TABLES.with_borrow_mut(HashMap::clear);
+    }
+    if let Some(found) = LOGICAL_TABLES.with_borrow(|tables| tables.get(&shard_id).cloned()) {
+        return Some(found);
+    }
+    let found = Spi::get_two_with_args::<String, String>(
+        "SELECT n.nspname::text, c.relname::text
+           FROM pg_catalog.pg_dist_shard s
+           JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE s.shardid = $1",
+        &[shard_id.into()],
+    )
+    .ok()
+    .and_then(|(schema, table)| Some((schema?, table?)))?;
+    LOGICAL_TABLES.with_borrow_mut(|tables| tables.insert(shard_id, found.clone()));
+    Some(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shard_id_in_trigger_name;
+
+    const TRIGGERS: &[&str] = &["sg_audit_insert", "sg_audit_update", "sg_audit_row"];
+
+    #[test]
+    fn the_trigger_on_the_table_itself_names_no_shard() {
+        assert_eq!(shard_id_in_trigger_name("sg_audit_insert", TRIGGERS), None);
+        assert_eq!(shard_id_in_trigger_name("sg_audit_row", TRIGGERS), None);
+    }
+
+    #[test]
+    fn a_copy_on_a_shard_names_its_shard() {
+        assert_eq!(shard_id_in_trigger_name("sg_audit_insert_102008", TRIGGERS), Some(102008));
+        assert_eq!(shard_id_in_trigger_name("sg_audit_row_7", TRIGGERS), Some(7));
+    }
+
+    #[test]
+    fn other_suffixes_and_other_triggers_name_no_shard() {
+        assert_eq!(shard_id_in_trigger_name("sg_audit_insert_", TRIGGERS), None);
+        assert_eq!(shard_id_in_trigger_name("sg_audit_insert_12a", TRIGGERS), None);
+        assert_eq!(shard_id_in_trigger_name("sg_audit_insert102008", TRIGGERS), None);
+        assert_eq!(shard_id_in_trigger_name("sg_audit_delete_102008", TRIGGERS), None);
+        assert_eq!(shard_id_in_trigger_name("my_trigger_102008", TRIGGERS), None);
+        assert_eq!(shard_id_in_trigger_name("sg_audit_insert_99999999999999999999999", TRIGGERS), None);
+    }
 }

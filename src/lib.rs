@@ -28,6 +28,7 @@ pub extern "C-unwind" fn _PG_init() {
     cpu::require_build_features();
     gucs::init();
     crypto::keystore::init();
+    citus::init();
     constraints::init();
 }
 

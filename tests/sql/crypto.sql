@@ -76,8 +76,16 @@ SELECT safeguard.decrypt(medical_history) FROM clients WHERE id = 1;
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
-GRANT EXECUTE ON FUNCTION safeguard.decrypt(safeguard.encrypted_text), safeguard.decrypt(safeguard.encrypted_bytea),
-    safeguard.decrypt(safeguard.encrypted_jsonb) TO sg_enc_reader;
+-- grant_decrypt(): the three decrypt() functions in one call (on a Citus coordinator, on every
+-- node); idempotent; NULL refused.
+SELECT safeguard.grant_decrypt('sg_enc_reader');
+SELECT safeguard.grant_decrypt('sg_enc_reader');
+SELECT safeguard.grant_decrypt(NULL);
+SELECT has_function_privilege('sg_enc_reader', 'safeguard.decrypt(safeguard.encrypted_bytea)', 'EXECUTE') AS reader_may_decrypt,
+       has_function_privilege('sg_enc_app', 'safeguard.decrypt(safeguard.encrypted_bytea)', 'EXECUTE') AS app_may_decrypt;
+-- The Citus helpers say what they need on a single server.
+SELECT * FROM safeguard.citus_setup();
+SELECT * FROM safeguard.cluster_audit_verify();
 SET ROLE sg_enc_reader;
 BEGIN;
 SELECT safeguard.set_context(tenant_id => '00000000-0000-4000-8000-00000000000a');
@@ -360,7 +368,7 @@ SHOW safeguard.master_key_file;
 RESET ROLE;
 
 DROP TABLE global_notes, clients, "Odd ""Name""; DROP TABLE clients; --" CASCADE;
-REVOKE ALL ON FUNCTION safeguard.decrypt(safeguard.encrypted_text), safeguard.decrypt(safeguard.encrypted_bytea),
-    safeguard.decrypt(safeguard.encrypted_jsonb) FROM sg_enc_reader;
+SELECT safeguard.revoke_decrypt('sg_enc_reader');
+SELECT has_function_privilege('sg_enc_reader', 'safeguard.decrypt(safeguard.encrypted_text)', 'EXECUTE') AS reader_may_decrypt;
 REVOKE CREATE ON SCHEMA public FROM sg_enc_owner;
 DROP ROLE sg_enc_owner, sg_enc_app, sg_enc_reader;
