@@ -148,8 +148,8 @@ $$;
 -- and fire on the workers, which log into their own audit log under the distributed table's
 -- name. Citus allows triggers on its tables only when told to: citus.enable_unsafe_triggers,
 -- set here until the calling function returns (enable_audit and disable_audit have SET clauses,
--- which undo it). A reference table is refused: each node holds a copy, and would log each
--- change once.
+-- which undo it). A reference table has a copy on every node, all changed in one transaction:
+-- the coordinator's copy logs the change, so the coordinator must hold one.
 CREATE FUNCTION safeguard._allow_audit_triggers_on_citus(tbl regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -160,11 +160,13 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    IF distribution_column IS NULL THEN
-        RAISE EXCEPTION 'table % is a Citus reference table, which pg_safeguard does not audit', tbl
+    IF distribution_column IS NULL AND NOT EXISTS (
+            SELECT 1 FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
+             WHERE s.logicalrelid = _allow_audit_triggers_on_citus.tbl AND p.groupid = 0) THEN
+        RAISE EXCEPTION 'reference table % has no copy on the coordinator, whose copy logs its changes', tbl
             USING ERRCODE = '0A000',
-                  DETAIL = 'Every node holds a copy of a reference table: its triggers would log each change once per node.',
-                  HINT = 'Audit the distributed and local tables; see docs/citus.md.';
+                  DETAIL = 'Every node holds a copy of a reference table; pg_safeguard logs a change where the coordinator''s copy is changed, once.',
+                  HINT = 'Add the coordinator to the cluster (SELECT citus_set_coordinator_host(<host>, <port>);), then SELECT replicate_reference_tables();';
     END IF;
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
 END $$;

@@ -113,12 +113,45 @@ BEGIN
            FROM pg_catalog.pg_dist_partition p';
 END $$;
 
+-- Whether this server is a Citus worker (a node a coordinator added to its cluster). Two
+-- statements: Citus's catalog is only named where it exists.
+CREATE FUNCTION safeguard._is_citus_worker() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN (SELECT g.groupid FROM pg_dist_local_group g) <> 0;
+END $$;
+
+-- The shards of Citus's tables on this node (ordinary tables to the catalog, named after their
+-- table and shard id), which lint() leaves out: it reviews the tables, not their pieces.
+CREATE FUNCTION safeguard._citus_shards() RETURNS SETOF oid
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_shard') IS NULL THEN
+        RETURN;
+    END IF;
+    -- shard_name() leaves out a schema on the caller's search path: the name is qualified here.
+    RETURN QUERY EXECUTE
+        'SELECT r FROM (
+             SELECT pg_catalog.to_regclass(pg_catalog.format(''%I.%I'', n.nspname,
+                        i.parts[pg_catalog.array_upper(i.parts, 1)]))::oid AS r
+               FROM pg_catalog.pg_dist_shard s
+               JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              CROSS JOIN LATERAL (SELECT pg_catalog.parse_ident(pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS parts) i) x
+          WHERE r IS NOT NULL';
+END $$;
+
 CREATE FUNCTION safeguard.lint(in_schema name DEFAULT NULL)
 RETURNS TABLE (level text, rule text, object text, detail text, remediation text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $lint$
 WITH
+citus_shards AS MATERIALIZED (SELECT s FROM safeguard._citus_shards() s),
 -- The tables under review: ordinary and partitioned tables (not partitions: rules apply to their
--- root), outside system schemas, the extension's schema and objects of any extension.
+-- root), outside system schemas, the extension's schema and objects of any extension, and
+-- Citus's shards.
 rels AS (
     SELECT c.oid, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity, n.nspname,
            format('%I.%I', n.nspname, c.relname) AS qname
@@ -129,6 +162,7 @@ rels AS (
        AND (in_schema IS NULL OR n.nspname = in_schema)
        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                                                     AND d.deptype = 'e')
+       AND c.oid NOT IN (SELECT s FROM citus_shards s)
 ),
 cols AS (
     SELECT r.oid, r.qname, a.attname, a.atttypid, a.attnotnull, a.atthasdef, a.attnum
@@ -442,10 +476,20 @@ findings AS (
       FROM (SELECT safeguard._audit_oldest_unsealed() AS oldest) u
      WHERE in_schema IS NULL AND u.oldest < now() - interval '1 day'
 )
-SELECT f.level, f.rule, f.object, f.detail, f.remediation
-  FROM findings f
- WHERE NOT EXISTS (SELECT 1 FROM safeguard.lint_ignores i WHERE i.rule = f.rule AND i.object = f.object)
- ORDER BY array_position(ARRAY['ERROR', 'WARN', 'INFO'], f.level), f.object, f.rule
+SELECT x.level, x.rule, x.object, x.detail, x.remediation FROM (
+    SELECT f.level, f.rule, f.object, f.detail, f.remediation
+      FROM findings f
+     WHERE NOT EXISTS (SELECT 1 FROM safeguard.lint_ignores i WHERE i.rule = f.rule AND i.object = f.object)
+       AND NOT safeguard._is_citus_worker()
+    UNION ALL
+    -- On a Citus worker the review is the coordinator's: the registries (isolated and audited
+    -- tables, classifications, ignored findings) live there.
+    SELECT 'INFO', 'citus_worker', 'lint()',
+           'This node is a Citus worker: lint() reviews the cluster on the coordinator, where pg_safeguard''s registries are.',
+           'SELECT * FROM safeguard.lint();  -- on the coordinator'
+     WHERE safeguard._is_citus_worker()
+) x
+ ORDER BY array_position(ARRAY['ERROR', 'WARN', 'INFO'], x.level), x.object, x.rule
 $lint$;
 COMMENT ON FUNCTION safeguard.lint(name) IS
     'The database review: findings (ERROR, WARN, INFO) with the SQL that fixes each';

@@ -538,12 +538,45 @@ BEGIN
            FROM pg_catalog.pg_dist_partition p';
 END $$;
 
+-- Whether this server is a Citus worker (a node a coordinator added to its cluster). Two
+-- statements: Citus's catalog is only named where it exists.
+CREATE FUNCTION safeguard._is_citus_worker() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN (SELECT g.groupid FROM pg_dist_local_group g) <> 0;
+END $$;
+
+-- The shards of Citus's tables on this node (ordinary tables to the catalog, named after their
+-- table and shard id), which lint() leaves out: it reviews the tables, not their pieces.
+CREATE FUNCTION safeguard._citus_shards() RETURNS SETOF oid
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_shard') IS NULL THEN
+        RETURN;
+    END IF;
+    -- shard_name() leaves out a schema on the caller's search path: the name is qualified here.
+    RETURN QUERY EXECUTE
+        'SELECT r FROM (
+             SELECT pg_catalog.to_regclass(pg_catalog.format(''%I.%I'', n.nspname,
+                        i.parts[pg_catalog.array_upper(i.parts, 1)]))::oid AS r
+               FROM pg_catalog.pg_dist_shard s
+               JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              CROSS JOIN LATERAL (SELECT pg_catalog.parse_ident(pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS parts) i) x
+          WHERE r IS NOT NULL';
+END $$;
+
 CREATE OR REPLACE FUNCTION safeguard.lint(in_schema name DEFAULT NULL)
 RETURNS TABLE (level text, rule text, object text, detail text, remediation text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $lint$
 WITH
+citus_shards AS MATERIALIZED (SELECT s FROM safeguard._citus_shards() s),
 -- The tables under review: ordinary and partitioned tables (not partitions: rules apply to their
--- root), outside system schemas, the extension's schema and objects of any extension.
+-- root), outside system schemas, the extension's schema and objects of any extension, and
+-- Citus's shards.
 rels AS (
     SELECT c.oid, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity, n.nspname,
            format('%I.%I', n.nspname, c.relname) AS qname
@@ -554,6 +587,7 @@ rels AS (
        AND (in_schema IS NULL OR n.nspname = in_schema)
        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                                                     AND d.deptype = 'e')
+       AND c.oid NOT IN (SELECT s FROM citus_shards s)
 ),
 cols AS (
     SELECT r.oid, r.qname, a.attname, a.atttypid, a.attnotnull, a.atthasdef, a.attnum
@@ -867,10 +901,20 @@ findings AS (
       FROM (SELECT safeguard._audit_oldest_unsealed() AS oldest) u
      WHERE in_schema IS NULL AND u.oldest < now() - interval '1 day'
 )
-SELECT f.level, f.rule, f.object, f.detail, f.remediation
-  FROM findings f
- WHERE NOT EXISTS (SELECT 1 FROM safeguard.lint_ignores i WHERE i.rule = f.rule AND i.object = f.object)
- ORDER BY array_position(ARRAY['ERROR', 'WARN', 'INFO'], f.level), f.object, f.rule
+SELECT x.level, x.rule, x.object, x.detail, x.remediation FROM (
+    SELECT f.level, f.rule, f.object, f.detail, f.remediation
+      FROM findings f
+     WHERE NOT EXISTS (SELECT 1 FROM safeguard.lint_ignores i WHERE i.rule = f.rule AND i.object = f.object)
+       AND NOT safeguard._is_citus_worker()
+    UNION ALL
+    -- On a Citus worker the review is the coordinator's: the registries (isolated and audited
+    -- tables, classifications, ignored findings) live there.
+    SELECT 'INFO', 'citus_worker', 'lint()',
+           'This node is a Citus worker: lint() reviews the cluster on the coordinator, where pg_safeguard''s registries are.',
+           'SELECT * FROM safeguard.lint();  -- on the coordinator'
+     WHERE safeguard._is_citus_worker()
+) x
+ ORDER BY array_position(ARRAY['ERROR', 'WARN', 'INFO'], x.level), x.object, x.rule
 $lint$;
 COMMENT ON FUNCTION safeguard.lint(name) IS
     'The database review: findings (ERROR, WARN, INFO) with the SQL that fixes each';
@@ -1096,8 +1140,8 @@ END $$;
 -- and fire on the workers, which log into their own audit log under the distributed table's
 -- name. Citus allows triggers on its tables only when told to: citus.enable_unsafe_triggers,
 -- set here until the calling function returns (enable_audit and disable_audit have SET clauses,
--- which undo it). A reference table is refused: each node holds a copy, and would log each
--- change once.
+-- which undo it). A reference table has a copy on every node, all changed in one transaction:
+-- the coordinator's copy logs the change, so the coordinator must hold one.
 CREATE FUNCTION safeguard._allow_audit_triggers_on_citus(tbl regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1108,11 +1152,13 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    IF distribution_column IS NULL THEN
-        RAISE EXCEPTION 'table % is a Citus reference table, which pg_safeguard does not audit', tbl
+    IF distribution_column IS NULL AND NOT EXISTS (
+            SELECT 1 FROM pg_dist_shard s JOIN pg_dist_placement p ON p.shardid = s.shardid
+             WHERE s.logicalrelid = _allow_audit_triggers_on_citus.tbl AND p.groupid = 0) THEN
+        RAISE EXCEPTION 'reference table % has no copy on the coordinator, whose copy logs its changes', tbl
             USING ERRCODE = '0A000',
-                  DETAIL = 'Every node holds a copy of a reference table: its triggers would log each change once per node.',
-                  HINT = 'Audit the distributed and local tables; see docs/citus.md.';
+                  DETAIL = 'Every node holds a copy of a reference table; pg_safeguard logs a change where the coordinator''s copy is changed, once.',
+                  HINT = 'Add the coordinator to the cluster (SELECT citus_set_coordinator_host(<host>, <port>);), then SELECT replicate_reference_tables();';
     END IF;
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
 END $$;

@@ -637,6 +637,8 @@ BEGIN
     END IF;
     PERFORM safeguard._apply_isolation(tbl, 'via', NULL, fk_column, parent, parent_column, NULL, NULL);
 END $$;
+DROP FUNCTION safeguard._is_citus_worker();
+DROP FUNCTION safeguard._citus_shards();
 DROP FUNCTION safeguard._citus_distributed();
 
 -- Encryption on a Citus cluster. (On a cluster, undistribute_table('safeguard.key_store') on the

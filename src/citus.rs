@@ -78,13 +78,43 @@ pub fn shard_id_in_trigger_name(trigger_name: &str, triggers: &[&str]) -> Option
     })
 }
 
+/// The Citus table a shard belongs to.
+#[derive(Clone)]
+pub struct ShardOf {
+    pub schema: String,
+    pub table: String,
+    /// A reference table: every node holds a copy (a placement) of its one shard.
+    pub reference: bool,
+}
+
 thread_local! {
-    /// Shard id -> (schema, name) of its distributed table, as this node's Citus metadata says.
-    static LOGICAL_TABLES: RefCell<HashMap<i64, (String, String)>> = RefCell::new(HashMap::new());
-    /// Set by the relcache callback (a table renamed, a shard moved): the map is dropped at the
-    /// next lookup. A Cell, so that the callback, which may run inside our own SPI calls, never
-    /// borrows the map.
+    /// Shard id -> its table, as this node's Citus metadata says.
+    static LOGICAL_TABLES: RefCell<HashMap<i64, ShardOf>> = RefCell::new(HashMap::new());
+    /// Whether this node is a worker, once asked (`is_worker_cached`).
+    static WORKER: Cell<Option<bool>> = const { Cell::new(None) };
+    /// Set by the relcache callback (a table renamed, a shard moved, a node added): the map and
+    /// the worker flag are dropped at the next lookup. A Cell, so that the callback, which may run
+    /// inside our own SPI calls, never borrows the map.
     static LOGICAL_TABLES_STALE: Cell<bool> = const { Cell::new(false) };
+}
+
+fn drop_stale() {
+    if LOGICAL_TABLES_STALE.replace(false) {
+        LOGICAL_TABLES.with_borrow_mut(HashMap::clear);
+        WORKER.set(None);
+    }
+}
+
+/// `is_worker()`, asked once per backend (again after a relcache invalidation): for the audit
+/// triggers, which ask for every change of a reference table.
+pub fn is_worker_cached() -> bool {
+    drop_stale();
+    if let Some(worker) = WORKER.get() {
+        return worker;
+    }
+    let worker = is_worker();
+    WORKER.set(Some(worker));
+    worker
 }
 
 /// Registers the callback that keeps `logical_table_of_shard`'s cache fresh; once per process.
@@ -98,25 +128,26 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, _relid
     LOGICAL_TABLES_STALE.set(true);
 }
 
-/// The schema and name of the distributed table of which `shard_id` is a shard, from this
-/// node's Citus metadata; None if this node does not know the shard.
-pub fn logical_table_of_shard(shard_id: i64) -> Option<(String, String)> {
-    if LOGICAL_TABLES_STALE.replace(false) {
-        LOGICAL_TABLES.with_borrow_mut(HashMap::clear);
-    }
+/// The Citus table of which `shard_id` is a shard, from this node's Citus metadata; None if this
+/// node does not know the shard.
+pub fn logical_table_of_shard(shard_id: i64) -> Option<ShardOf> {
+    drop_stale();
     if let Some(found) = LOGICAL_TABLES.with_borrow(|tables| tables.get(&shard_id).cloned()) {
         return Some(found);
     }
-    let found = Spi::get_two_with_args::<String, String>(
-        "SELECT n.nspname::text, c.relname::text
+    let found = Spi::get_three_with_args::<String, String, bool>(
+        "SELECT n.nspname::text, c.relname::text, p.partmethod = 'n'
            FROM pg_catalog.pg_dist_shard s
+           JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid = s.logicalrelid
            JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           WHERE s.shardid = $1",
         &[shard_id.into()],
     )
     .ok()
-    .and_then(|(schema, table)| Some((schema?, table?)))?;
+    .and_then(|(schema, table, reference)| {
+        Some(ShardOf { schema: schema?, table: table?, reference: reference.unwrap_or(false) })
+    })?;
     LOGICAL_TABLES.with_borrow_mut(|tables| tables.insert(shard_id, found.clone()));
     Some(found)
 }

@@ -274,21 +274,45 @@ unsafe fn uuid_at(
 /// The names enable_audit() gives its triggers.
 const AUDIT_TRIGGERS: &[&str] = &["sg_audit_insert", "sg_audit_update", "sg_audit_delete", "sg_audit_truncate", "sg_audit_row"];
 
-/// Whether this is a copy of an audit trigger that Citus made on a shard of a distributed table
-/// (named `<trigger>_<shard id>`).
-fn on_citus_shard(trigger: &PgTrigger<'_>) -> Result<bool, PgTriggerError> {
-    Ok(crate::citus::shard_of_trigger_copy(trigger.name()?, AUDIT_TRIGGERS).is_some())
+/// Where an audit trigger fires, and what it logs there.
+enum Firing {
+    /// On the audited table itself: entries name it.
+    Table(String, String),
+    /// On a copy that Citus made on a shard (the trigger named `<trigger>_<shard id>`): entries
+    /// name the Citus table, so that a record's entries name one table whichever node logs them.
+    Shard { schema: String, table: String, reference: bool },
 }
 
-/// The schema and name an entry records: the table the trigger fires on, or, for a copy on a
-/// Citus shard, the distributed table itself, so that a record's entries name one table whichever
-/// node logs them.
-fn audited_table(trigger: &PgTrigger<'_>) -> Result<(String, String), PgTriggerError> {
-    let schema = trigger.table_schema()?;
-    let table = trigger.table_name()?;
-    Ok(crate::citus::shard_of_trigger_copy(trigger.name()?, AUDIT_TRIGGERS)
-        .and_then(crate::citus::logical_table_of_shard)
-        .unwrap_or((schema, table)))
+impl Firing {
+    fn of(trigger: &PgTrigger<'_>) -> Result<Firing, PgTriggerError> {
+        let schema = trigger.table_schema()?;
+        let table = trigger.table_name()?;
+        Ok(match crate::citus::shard_of_trigger_copy(trigger.name()?, AUDIT_TRIGGERS)
+            .and_then(crate::citus::logical_table_of_shard)
+        {
+            Some(of) => Firing::Shard { schema: of.schema, table: of.table, reference: of.reference },
+            None => Firing::Table(schema, table),
+        })
+    }
+
+    /// Whether this firing logs `operation`. A TRUNCATE of a Citus table runs on the coordinator,
+    /// whose trigger on the table logs it once: the copies on the shards stay silent, or it would
+    /// be logged once per shard. A reference table has a copy on every node, each changed in the
+    /// same transaction: only the coordinator's logs the change (enable_audit() requires it).
+    fn logs(&self, operation: &PgTriggerOperation) -> bool {
+        match self {
+            Firing::Table(..) => true,
+            Firing::Shard { reference, .. } => {
+                !matches!(operation, PgTriggerOperation::Truncate) && !(*reference && crate::citus::is_worker_cached())
+            }
+        }
+    }
+
+    fn names(self) -> (String, String) {
+        match self {
+            Firing::Table(schema, table) | Firing::Shard { schema, table, .. } => (schema, table),
+        }
+    }
 }
 
 /// The row trigger of audited tables: AFTER UPDATE FOR EACH ROW (it also handles INSERT and
@@ -308,7 +332,11 @@ fn _audit_row<'a>(
         .unwrap_or_else(|e| SafeguardError::from(e).report());
     let data = trigger.trigger_data();
     let operation = trigger.op()?;
-    let (schema, table) = audited_table(trigger)?;
+    let firing = Firing::of(trigger)?;
+    if !firing.logs(&operation) {
+        return Ok(None);
+    }
+    let (schema, table) = firing.names();
     let change = match operation {
         PgTriggerOperation::Insert => Change::Insert,
         PgTriggerOperation::Update => Change::Update,
@@ -466,15 +494,15 @@ fn _audit_statement<'a>(
     }
     let raw_args = trigger.extra_args()?;
     let args = parse_trigger_args(&raw_args).unwrap_or_else(|e| SafeguardError::from(e).report());
-    let (schema, table) = audited_table(trigger)?;
+    let firing = Firing::of(trigger)?;
+    if !firing.logs(&trigger.op()?) {
+        return Ok(None);
+    }
+    let (schema, table) = firing.names();
     let data = trigger.trigger_data();
     let rows = match trigger.op()? {
         PgTriggerOperation::Insert if !data.tg_newtable.is_null() => RowsOf::Inserted,
         PgTriggerOperation::Delete if !data.tg_oldtable.is_null() => RowsOf::Deleted,
-        // A TRUNCATE of a Citus distributed table runs on the coordinator, whose trigger on the
-        // table logs it once; the copies Citus may have made on the shards stay silent, or a
-        // TRUNCATE would be logged once per shard.
-        PgTriggerOperation::Truncate if on_citus_shard(trigger)? => return Ok(None),
         PgTriggerOperation::Truncate => {
             write_change(
                 crate::context::current_tenant(),

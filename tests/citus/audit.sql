@@ -28,10 +28,22 @@ SELECT DISTINCT result AS audit_triggers_per_shard FROM run_command_on_shards('p
     $$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND tgname LIKE 'sg\_audit\_%%' AND tgenabled = 'A'$$);
 SELECT DISTINCT result AS audit_triggers_per_shard FROM run_command_on_shards('allergies',
     $$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND tgname LIKE 'sg\_audit\_%%' AND tgenabled = 'A'$$);
--- A reference table is refused: each node would log each change.
+-- A reference table (a copy on every node, the coordinator's included): each change is logged
+-- once, by the coordinator's copy.
 CREATE TABLE drug_catalog (code text PRIMARY KEY, name text);
 SELECT create_reference_table('drug_catalog');
 SELECT safeguard.enable_audit('drug_catalog');
+BEGIN;
+SELECT safeguard.set_context(NULL, '00000000-0000-4000-8000-0000000000a9', NULL, 'req-catalog') IS NOT NULL AS context_set;
+INSERT INTO drug_catalog VALUES ('J01CA04', 'amoxicillin'), ('M01AE01', 'ibuprofen');
+UPDATE drug_catalog SET name = 'Amoxicillin' WHERE code = 'J01CA04';
+DELETE FROM drug_catalog WHERE code = 'M01AE01';
+COMMIT;
+TRUNCATE drug_catalog;
+SELECT operation, table_name, actor_id, request_id, record_id, new_data->>'name' AS name
+  FROM safeguard.cluster_audit_log(tbl => 'drug_catalog') ORDER BY id;
+SELECT sum(result::int) AS reference_entries_on_workers FROM run_command_on_workers(
+    $$SELECT count(*) FROM safeguard.audit_log WHERE table_name = 'drug_catalog'$$);
 
 CREATE ROLE pharmacist LOGIN;  -- Citus connects to the workers as the current user
 GRANT USAGE ON SCHEMA safeguard TO pharmacist;

@@ -119,3 +119,52 @@ SELECT count(*) AS requests, count(DISTINCT tenant) AS tenants, sum(foreign_rows
        count(*) FILTER (WHERE tenant IS NULL AND seen > 0) AS rows_seen_without_context,
        bool_and(p.seen = t.rows) FILTER (WHERE tenant IS NOT NULL) AS each_saw_all_its_rows
   FROM pooled p LEFT JOIN (SELECT tenant_id, count(*) AS rows FROM patients GROUP BY 1) t ON t.tenant_id = p.tenant;
+
+-- The adopted application setting (safeguard.tenant_setting, set on every node): an application
+-- that writes it with SET LOCAL reaches the workers once Citus propagates SET LOCAL
+-- (citus.propagate_set_commands = 'local'); otherwise the workers see no tenant, and nothing.
+-- (Set on each node in a session that has loaded the library, so that ALTER SYSTEM knows it.)
+\c clinic - :node_socket :worker1_port
+SELECT safeguard.current_tenant() IS NULL AS library_loaded;
+ALTER SYSTEM SET safeguard.tenant_setting = 'app.current_tenant_id';
+\c clinic - :node_socket :worker2_port
+SELECT safeguard.current_tenant() IS NULL AS library_loaded;
+ALTER SYSTEM SET safeguard.tenant_setting = 'app.current_tenant_id';
+\c clinic - :node_socket :coordinator_port
+SELECT safeguard.current_tenant() IS NULL AS library_loaded;
+ALTER SYSTEM SET safeguard.tenant_setting = 'app.current_tenant_id';
+SELECT DISTINCT result AS reloaded FROM run_command_on_all_nodes('SELECT pg_reload_conf()');
+SELECT pg_sleep(0.5);
+\c clinic - :node_socket :coordinator_port
+\set SHOW_CONTEXT never
+SET ROLE clinic_user;
+BEGIN;
+SET LOCAL citus.propagate_set_commands = 'local';
+SET LOCAL app.current_tenant_id = '00000000-0000-4000-8000-000000000002';
+SELECT count(*) AS own_rows, count(DISTINCT tenant_id) AS tenants,
+       bool_and(tenant_id = '00000000-0000-4000-8000-000000000002') AS only_tenant_2 FROM patients;
+COMMIT;
+BEGIN;
+SET LOCAL app.current_tenant_id = '00000000-0000-4000-8000-000000000002';
+SELECT count(*) AS rows_without_propagation FROM patients;
+COMMIT;
+-- set_context() writes the adopted setting and passes the context on, as before.
+BEGIN;
+SELECT safeguard.set_context('00000000-0000-4000-8000-000000000003') IS NOT NULL AS context_set;
+SELECT count(DISTINCT tenant_id) AS tenants, bool_and(tenant_id = '00000000-0000-4000-8000-000000000003') AS only_tenant_3
+  FROM patients;
+SELECT current_setting('app.current_tenant_id') AS adopted_setting_on_coordinator;
+COMMIT;
+RESET ROLE;
+\c clinic - :node_socket :worker1_port
+SELECT safeguard.current_tenant() IS NULL AS library_loaded;
+ALTER SYSTEM RESET safeguard.tenant_setting;
+\c clinic - :node_socket :worker2_port
+SELECT safeguard.current_tenant() IS NULL AS library_loaded;
+ALTER SYSTEM RESET safeguard.tenant_setting;
+\c clinic - :node_socket :coordinator_port
+SELECT safeguard.current_tenant() IS NULL AS library_loaded;
+ALTER SYSTEM RESET safeguard.tenant_setting;
+SELECT DISTINCT result AS reloaded FROM run_command_on_all_nodes('SELECT pg_reload_conf()');
+SELECT pg_sleep(0.5);
+\c clinic - :node_socket :coordinator_port

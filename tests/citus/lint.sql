@@ -21,3 +21,15 @@ SELECT count(*) AS isolation_findings_on_isolated_distributed_tables FROM safegu
    AND l.object IN ('public.charts', 'public.clinics', 'public.messages');
 -- After safeguard.citus_setup() (tests/citus/encryption.sql), no set-up finding.
 SELECT count(*) AS citus_not_set_up_findings FROM safeguard.lint() WHERE rule = 'citus_not_set_up';
+-- Shards are never reviewed, even where Citus is told to show them: a reference table without a
+-- primary key is reported once, not also for its copy on the coordinator.
+CREATE TABLE lookup_codes (code text, label text);
+SELECT create_reference_table('lookup_codes');
+SET citus.show_shards_for_app_name_prefixes = '*';
+SELECT rule, object FROM safeguard.lint() WHERE object LIKE '%lookup\_codes%';
+SELECT count(*) AS findings_naming_a_shard FROM safeguard.lint() WHERE object ~ '_1[0-9]{5}\M';
+RESET citus.show_shards_for_app_name_prefixes;
+-- On a worker, one finding: the review runs on the coordinator.
+\c clinic - :node_socket :worker1_port
+SELECT level, rule, object, remediation FROM safeguard.lint();
+\c clinic - :node_socket :coordinator_port
