@@ -634,6 +634,43 @@ fn blind_index(value: &[u8], purpose: &[u8]) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 // Re-encryption
 
+/// reencrypt() of a Citus table, called on the coordinator: each shard is re-encrypted on the node
+/// that holds it, by reencrypt() itself (the scan and the updates address rows by ctid, which
+/// only a shard has), each shard in its own transaction there; returns the total. None where the
+/// table is not a Citus table here. A reference table is refused: its copies, each re-encrypted
+/// with fresh nonces, would no longer be equal.
+fn reencrypt_citus_table(table: pg_sys::Oid, column: &str, batch_size: i32) -> Option<i64> {
+    if !crate::citus::installed() || crate::citus::is_worker() {
+        return None;
+    }
+    let method = Spi::get_one_with_args::<String>(
+        "SELECT partmethod::text FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1",
+        &[table.into()],
+    )
+    .unwrap_or_else(|e| pgrx::error!("pg_safeguard: reading Citus's tables failed: {e}"))?;
+    if method == "n" {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, "reencrypt() does not rewrite a Citus reference table")
+            .with_detail("Each node holds a copy of it; re-encrypted copy by copy, with fresh nonces, the copies would differ.")
+            .with_hint("Rewrite the column with an UPDATE on the coordinator, which Citus applies to every copy alike.")
+            .report()
+    }
+    let (total, failed) = Spi::get_two_with_args::<i64, String>(
+        "SELECT coalesce(sum(r.result::bigint) FILTER (WHERE r.success), 0)::bigint,
+                string_agg(pg_catalog.format('shard %s: %s', r.shardid, r.result), '; ') FILTER (WHERE NOT r.success)
+           FROM pg_catalog.run_command_on_shards($1::regclass,
+                    pg_catalog.format('SELECT safeguard.reencrypt(%%L, %L, %s)', $2::text, $3::int)) r",
+        &[table.into(), column.into(), batch_size.into()],
+    )
+    .unwrap_or_else(|e| pgrx::error!("pg_safeguard: re-encrypting the shards failed: {e}"));
+    if let Some(failed) = failed {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_SYSTEM_ERROR, "re-encrypting a shard failed")
+            .with_detail(failed)
+            .with_hint("The shards that succeeded are re-encrypted; call reencrypt() again: it continues where it stopped.")
+            .report()
+    }
+    Some(total.unwrap_or(0))
+}
+
 /// Rewrites the values of `col` that are not under the active key of their key's tenant, reading
 /// the table once through a cursor `batch_size` rows at a time. Values under destroyed keys stay
 /// as they are (a WARNING counts them). Returns how many values it rewrote; running it again
@@ -678,6 +715,10 @@ fn reencrypt(table: pg_sys::Oid, column: &CStr, batch_size: i32) -> i64 {
             SafeguardError::new(PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, "column is not of an encrypted type")
                 .with_detail("reencrypt() rewrites columns of safeguard.encrypted_text, encrypted_bytea or encrypted_jsonb.")
                 .report()
+        }
+        // (Values under destroyed keys are counted, and warned about, on the nodes.)
+        if let Some(rewritten) = reencrypt_citus_table(table, &column, batch_size) {
+            return (rewritten, 0);
         }
         let mut cursor = client.open_cursor(scan.as_str(), &[]);
         let (mut rewritten, mut destroyed) = (0i64, 0i64);

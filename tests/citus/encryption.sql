@@ -110,6 +110,17 @@ SELECT id, safeguard.decrypt(body) AS body,
   FROM clinical_notes ORDER BY id;
 COMMIT;
 RESET ROLE;
+-- reencrypt() from the coordinator: each shard is re-encrypted on the node that holds it (as a
+-- superuser: row security would hide the other tenants' rows); tenant A's values under its old
+-- key move to its new key; run again, nothing left to do.
+SELECT safeguard.reencrypt('clinical_notes', 'meta') AS rewritten;
+SELECT safeguard.reencrypt('clinical_notes', 'meta') AS rewritten_again;
+SELECT safeguard.key_id(meta) = :new_a_key AS under_new_a_key, count(*)
+  FROM clinical_notes WHERE tenant_id = '00000000-0000-4000-8000-0000000000e1' AND meta IS NOT NULL GROUP BY 1;
+SELECT safeguard.reencrypt('clinical_notes', 'no_such_column');
+CREATE TABLE shared_notes (id int PRIMARY KEY, note safeguard.encrypted_text);
+SELECT create_reference_table('shared_notes');
+SELECT safeguard.reencrypt('shared_notes', 'note');
 -- A master-key rotation: every node switches to the next master key, the coordinator re-wraps
 -- the keys once, and every node decrypts again.
 SELECT bool_and(success) AS switched FROM run_command_on_all_nodes(format('ALTER SYSTEM SET safeguard.master_key_file = %L', :'next_master_key'));
@@ -124,7 +135,7 @@ SELECT count(DISTINCT result) AS distinct_key_tables
 SET ROLE nurse;
 BEGIN;
 SELECT safeguard.set_context('00000000-0000-4000-8000-0000000000e1') IS NOT NULL AS context_set;
-SELECT id, safeguard.decrypt(body) AS body FROM clinical_notes ORDER BY id;
+SELECT id, safeguard.decrypt(body) AS body, safeguard.decrypt(meta) AS meta FROM clinical_notes ORDER BY id;
 COMMIT;
 RESET ROLE;
 

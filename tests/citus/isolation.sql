@@ -82,3 +82,26 @@ SELECT create_reference_table('chart_entries');
 SELECT safeguard.isolate_via('chart_entries', 'chart_id', 'charts');
 CREATE TABLE chart_notes (id int NOT NULL, chart_id int NOT NULL, line text);
 SELECT safeguard.isolate_via('chart_notes', 'chart_id', 'charts');
+
+-- A partitioned table distributed by its tenant column: isolated before distributing, with a
+-- partition attached after; every partition's shards carry the policy, one tenant's rows only.
+CREATE TABLE appointments (tenant_id uuid NOT NULL, id int NOT NULL, visited_on date NOT NULL, PRIMARY KEY (tenant_id, id, visited_on))
+  PARTITION BY RANGE (visited_on);
+CREATE TABLE appointments_2025 PARTITION OF appointments FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+SELECT safeguard.isolate('appointments') IS NOT NULL AS isolated;
+SELECT create_distributed_table('appointments', 'tenant_id', colocate_with => 'clinics');
+CREATE TABLE appointments_2026 PARTITION OF appointments FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+SELECT table_name, rls_enabled, rls_forced, policy_present, policy_unchanged
+  FROM safeguard.isolated_tables WHERE table_name::text LIKE 'appointments%' ORDER BY 1;
+SELECT DISTINCT result AS policy_on_every_partition_shard FROM run_command_on_shards('appointments_2026',
+    $$SELECT pg_get_expr(polqual, polrelid) FROM pg_policy WHERE polrelid = '%s'::regclass AND polname = 'sg_tenant'$$);
+INSERT INTO appointments SELECT tenant_id, id, CASE WHEN id % 2 = 0 THEN date '2025-06-01' ELSE date '2026-06-01' END FROM clinics;
+GRANT SELECT, INSERT ON appointments TO clinic_staff;
+SET ROLE clinic_staff;
+BEGIN;
+SELECT safeguard.set_context('00000000-0000-4000-8000-000000000001') IS NOT NULL AS context_set;
+SELECT count(*) AS own_appointments, count(DISTINCT tenant_id) AS tenants FROM appointments;
+INSERT INTO appointments VALUES ('00000000-0000-4000-8000-000000000002', 900, '2026-02-01');
+ROLLBACK;
+SELECT count(*) AS appointments_without_context FROM appointments;
+RESET ROLE;
