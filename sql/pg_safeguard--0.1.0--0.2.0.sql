@@ -963,30 +963,38 @@ BEGIN
 END
 $$;
 
--- Runs one GRANT or REVOKE on every worker (the coordinator ran it already). Citus propagates
--- grants only on objects it distributed itself, and it refuses to distribute an extension's
--- functions without a distribution argument; so the grants on safeguard.decrypt() are sent here.
--- run_command_on_workers() commits on each worker on its own: the callers are idempotent, run
--- them again after a failure.
-CREATE FUNCTION safeguard._on_every_worker(command text) RETURNS void
+-- Runs one command on every worker (the callers run it on the coordinator themselves) and returns
+-- each worker's result, as run_command_on_workers() gives it, in node order; 58000 naming the
+-- workers where it failed. Each worker commits on its own: the callers are idempotent or only
+-- read, so calling them again after a failure is safe. (Citus propagates grants only on objects it
+-- distributed itself, and refuses to distribute an extension's functions without a distribution
+-- argument: the grants on safeguard.decrypt() are sent this way too.) It runs the command as the
+-- caller, as Citus's run_command_on_workers() itself does for any role; the callers decide who
+-- may call them.
+CREATE FUNCTION safeguard._on_every_worker(command text) RETURNS TABLE (node text, result text)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    nodes text[];
+    succeeded boolean[];
+    results text[];
     failed text;
 BEGIN
-    SELECT string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ')
-      INTO failed
-      FROM run_command_on_workers(command) w
-     WHERE NOT w.success;
+    SELECT array_agg(format('%s:%s', w.nodename, w.nodeport) ORDER BY w.nodename, w.nodeport),
+           array_agg(w.success ORDER BY w.nodename, w.nodeport),
+           array_agg(w.result ORDER BY w.nodename, w.nodeport)
+      INTO nodes, succeeded, results
+      FROM run_command_on_workers(command) w;
+    SELECT string_agg(format('%s: %s', u.node, u.result), '; ') INTO failed
+      FROM unnest(nodes, succeeded, results) AS u (node, success, result) WHERE NOT u.success;
     IF failed IS NOT NULL THEN
-        RAISE EXCEPTION 'the command failed on a Citus worker' USING ERRCODE = '58000',
-            DETAIL = format('%s -- %s', command, failed),
-            HINT = 'The coordinator and the workers that succeeded have it; call the function again once the workers are reachable.';
+        RAISE EXCEPTION 'a command failed on a Citus worker' USING ERRCODE = '58000', DETAIL = failed,
+            HINT = 'The coordinator and the workers that succeeded have done their part; call the function again once every worker is reachable.';
     END IF;
+    RETURN QUERY SELECT u.node, u.result FROM unnest(nodes, results) AS u (node, result);
 END
 $$;
-REVOKE ALL ON FUNCTION safeguard._on_every_worker(text) FROM PUBLIC;
 
 -- Who may decrypt: EXECUTE on the three safeguard.decrypt() functions, granted or revoked on this
 -- server and, on a Citus coordinator, on every worker too (where the decryption of distributed
@@ -1307,32 +1315,22 @@ AS $$
 DECLARE
     proof text := current_setting('safeguard.context_proof', true);
     tables text[];
-    node_entries json[];
-    failed text;
-    worker record;
+    worker_entries json[];
 BEGIN
     PERFORM safeguard._require_citus_coordinator('safeguard.cluster_audit_log()');
     IF tbl IS NOT NULL THEN
         SELECT array_agg(format('%I.%I', n.nspname, c.relname)) INTO tables
           FROM safeguard._audit_members(tbl) m JOIN pg_class c ON c.oid = m JOIN pg_namespace n ON n.oid = c.relnamespace;
     END IF;
-    node_entries := ARRAY[safeguard._audit_entries_json(proof, tenant_id, since, until, tables, record_id)];
-    FOR worker IN
-        SELECT w.nodename, w.nodeport, w.success, w.result
-          FROM run_command_on_workers(format('SELECT safeguard._audit_entries_json(%L, %L, %L, %L, %L, %L)',
-                                             proof, tenant_id, since, until, tables, record_id)) w
-    LOOP
-        IF worker.success THEN
-            node_entries := node_entries || worker.result::json;
-        ELSE
-            failed := concat_ws('; ', failed, format('%s:%s: %s', worker.nodename, worker.nodeport, worker.result));
-        END IF;
-    END LOOP;
-    IF failed IS NOT NULL THEN
-        RAISE EXCEPTION 'the audit log of a Citus worker could not be read' USING ERRCODE = '58000', DETAIL = failed;
-    END IF;
+    SELECT array_agg(w.result::json) INTO worker_entries
+      FROM safeguard._on_every_worker(format('SELECT safeguard._audit_entries_json(%L, %L, %L, %L, %L, %L)',
+                                             proof, tenant_id, since, until, tables, record_id)) w;
     RETURN QUERY
-    SELECT l.* FROM unnest(node_entries) e, json_populate_recordset(NULL::safeguard.audit_log, e) l ORDER BY l.id;
+    SELECT l.*
+      FROM unnest(safeguard._audit_entries_json(proof, tenant_id, since, until, tables, record_id)
+                  || coalesce(worker_entries, '{}')) e,
+           json_populate_recordset(NULL::safeguard.audit_log, e) l
+     ORDER BY l.id;
 END
 $$;
 COMMENT ON FUNCTION safeguard.cluster_audit_log(uuid, timestamptz, timestamptz, regclass, jsonb) IS
@@ -1345,26 +1343,10 @@ CREATE FUNCTION safeguard.cluster_audit_seal() RETURNS TABLE (node text, sealed 
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    failed text;
-    worker record;
 BEGIN
     PERFORM safeguard._require_citus_coordinator('safeguard.cluster_audit_seal()');
-    node := 'coordinator';
-    sealed := safeguard.audit_seal();
-    RETURN NEXT;
-    FOR worker IN SELECT w.* FROM run_command_on_workers('SELECT safeguard.audit_seal()') w ORDER BY w.nodename, w.nodeport LOOP
-        IF worker.success THEN
-            node := format('%s:%s', worker.nodename, worker.nodeport);
-            sealed := worker.result::bigint;
-            RETURN NEXT;
-        ELSE
-            failed := concat_ws('; ', failed, format('%s:%s: %s', worker.nodename, worker.nodeport, worker.result));
-        END IF;
-    END LOOP;
-    IF failed IS NOT NULL THEN
-        RAISE EXCEPTION 'sealing the audit log of a Citus worker failed' USING ERRCODE = '58000', DETAIL = failed;
-    END IF;
+    RETURN QUERY SELECT 'coordinator', safeguard.audit_seal();
+    RETURN QUERY SELECT w.node, w.result::bigint FROM safeguard._on_every_worker('SELECT safeguard.audit_seal()') w;
 END
 $$;
 
@@ -1373,27 +1355,13 @@ RETURNS TABLE (node text, ok boolean, rows_checked bigint, first_bad_id uuid, de
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    failed text;
-    worker record;
 BEGIN
     PERFORM safeguard._require_citus_coordinator('safeguard.cluster_audit_verify()');
     RETURN QUERY SELECT 'coordinator', v.* FROM safeguard.audit_verify() v;
-    FOR worker IN
-        SELECT w.* FROM run_command_on_workers('SELECT pg_catalog.json_agg(v) FROM safeguard.audit_verify() v') w
-         ORDER BY w.nodename, w.nodeport
-    LOOP
-        IF worker.success THEN
-            RETURN QUERY SELECT format('%s:%s', worker.nodename, worker.nodeport), v.*
-                           FROM json_to_recordset(worker.result::json)
-                                AS v (ok boolean, rows_checked bigint, first_bad_id uuid, detail text);
-        ELSE
-            failed := concat_ws('; ', failed, format('%s:%s: %s', worker.nodename, worker.nodeport, worker.result));
-        END IF;
-    END LOOP;
-    IF failed IS NOT NULL THEN
-        RAISE EXCEPTION 'verifying the audit log of a Citus worker failed' USING ERRCODE = '58000', DETAIL = failed;
-    END IF;
+    RETURN QUERY
+    SELECT w.node, v.*
+      FROM safeguard._on_every_worker('SELECT pg_catalog.json_agg(v) FROM safeguard.audit_verify() v') w,
+           json_to_recordset(w.result::json) AS v (ok boolean, rows_checked bigint, first_bad_id uuid, detail text);
 END
 $$;
 REVOKE ALL ON FUNCTION safeguard.cluster_audit_seal(), safeguard.cluster_audit_verify() FROM PUBLIC;

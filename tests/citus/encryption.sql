@@ -37,6 +37,16 @@ CREATE ROLE "night nurse; --" LOGIN;
 SELECT safeguard.grant_decrypt('"night nurse; --"');
 SELECT safeguard.grant_decrypt(NULL);
 SELECT safeguard.grant_decrypt('nobody_by_that_name');
+-- A worker that cannot take the grant (the role exists on the coordinator only) is reported,
+-- 58000, and the coordinator's grant is rolled back with the statement.
+SET citus.enable_ddl_propagation = off;
+CREATE ROLE coordinator_only;
+RESET citus.enable_ddl_propagation;
+\set VERBOSITY terse
+SELECT safeguard.grant_decrypt('coordinator_only');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+SELECT has_function_privilege('coordinator_only', 'safeguard.decrypt(safeguard.encrypted_text)', 'EXECUTE') AS granted_here;
 -- The grants are on every node.
 SELECT DISTINCT result AS nurse_may_decrypt_everywhere FROM run_command_on_all_nodes(
     $$SELECT has_function_privilege('nurse', 'safeguard.decrypt(safeguard.encrypted_text)', 'EXECUTE')
