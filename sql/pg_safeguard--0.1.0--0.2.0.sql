@@ -941,7 +941,7 @@ BEGIN
             USING ERRCODE = '55000',
                   HINT = 'On a single server there is nothing to set up, and audit_seal(), audit_verify() and safeguard.audit_log serve the one log there is.';
     END IF;
-    IF (SELECT g.groupid FROM pg_dist_local_group g) <> 0 THEN
+    IF safeguard._is_citus_worker() THEN
         RAISE EXCEPTION '% runs on the Citus coordinator, and this node is a worker', caller
             USING ERRCODE = '55000',
                   HINT = 'Connect to the coordinator and call it there; it reaches every worker from there.';
@@ -949,17 +949,14 @@ BEGIN
 END
 $$;
 
--- Whether this server is the coordinator of a Citus cluster (Citus is installed here, and this
--- node is not a worker). Two statements: Citus's catalog is only named where it exists.
+-- Whether this server is the coordinator of a Citus cluster: Citus is installed here, and this
+-- node is not a worker (safeguard._is_citus_worker(), sql/lint.sql, reads the node's group).
 CREATE FUNCTION safeguard._is_citus_coordinator() RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'citus') THEN
-        RETURN false;
-    END IF;
-    RETURN (SELECT g.groupid FROM pg_dist_local_group g) = 0;
+    RETURN EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'citus') AND NOT safeguard._is_citus_worker();
 END
 $$;
 
