@@ -259,3 +259,31 @@ COMMENT ON FUNCTION safeguard.cluster_audit_seal() IS
     'audit_seal() on every node of a Citus cluster; run on the coordinator';
 COMMENT ON FUNCTION safeguard.cluster_audit_verify() IS
     'audit_verify() on every node of a Citus cluster, one row per node; run on the coordinator';
+
+-- Citus distributes a new partition of a distributed table after the CREATE TABLE (or ATTACH
+-- PARTITION) itself, and refuses one that has triggers unless citus.enable_unsafe_triggers is on;
+-- a partition of an audited table always has them (PostgreSQL copies the row trigger, and
+-- sg_audit_new_partitions in sql/audit.sql adds the TRUNCATE trigger). So, for such a partition
+-- only, this turns the setting on for the rest of the transaction, as enable_audit() does for its
+-- own statement.
+CREATE FUNCTION safeguard._joins_audited_distributed_tree() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (
+        SELECT 1
+          FROM pg_event_trigger_ddl_commands() d
+          JOIN pg_class c ON c.oid = d.objid
+          JOIN safeguard.audit_registry a ON a.tbl = pg_partition_root(c.oid)
+          JOIN safeguard._citus_distributed() t ON t.tbl = a.tbl
+         WHERE d.classid = 'pg_class'::regclass AND c.relkind IN ('r', 'p'))
+$$;
+-- No SET clause: the setting must outlive this function; hence every name is schema-qualified.
+CREATE FUNCTION safeguard._on_ddl_allow_citus_partition_triggers() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF safeguard._joins_audited_distributed_tree() THEN
+        PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
+END $$;
+CREATE EVENT TRIGGER sg_audit_citus_partitions ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION safeguard._on_ddl_allow_citus_partition_triggers();

@@ -78,6 +78,17 @@ pub fn shard_id_in_trigger_name(trigger_name: &str, triggers: &[&str]) -> Option
     })
 }
 
+/// The shard id at the end of a shard's name: Citus names a shard `<table>_<shard id>` (the table
+/// part shortened for long names), so `consults_2026_102600` is shard 102600. None when the name
+/// does not end so.
+pub fn shard_id_in_shard_name(shard_name: &str) -> Option<i64> {
+    let (_, digits) = shard_name.rsplit_once('_')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// The Citus table a shard belongs to.
 #[derive(Clone)]
 pub struct ShardOf {
@@ -154,7 +165,7 @@ pub fn logical_table_of_shard(shard_id: i64) -> Option<ShardOf> {
 
 #[cfg(test)]
 mod tests {
-    use super::shard_id_in_trigger_name;
+    use super::{shard_id_in_shard_name, shard_id_in_trigger_name};
 
     const TRIGGERS: &[&str] = &["sg_audit_insert", "sg_audit_update", "sg_audit_row"];
 
@@ -178,5 +189,15 @@ mod tests {
         assert_eq!(shard_id_in_trigger_name("sg_audit_delete_102008", TRIGGERS), None);
         assert_eq!(shard_id_in_trigger_name("my_trigger_102008", TRIGGERS), None);
         assert_eq!(shard_id_in_trigger_name("sg_audit_insert_99999999999999999999999", TRIGGERS), None);
+    }
+
+    #[test]
+    fn a_shard_name_ends_with_its_shard_id() {
+        assert_eq!(shard_id_in_shard_name("consults_2026_102600"), Some(102600));
+        assert_eq!(shard_id_in_shard_name("p_1"), Some(1));
+        assert_eq!(shard_id_in_shard_name("consults"), None);
+        assert_eq!(shard_id_in_shard_name("consults_"), None);
+        assert_eq!(shard_id_in_shard_name("consults_2026x"), None);
+        assert_eq!(shard_id_in_shard_name("t_99999999999999999999999"), None);
     }
 }

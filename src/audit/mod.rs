@@ -287,9 +287,15 @@ impl Firing {
     fn of(trigger: &PgTrigger<'_>) -> Result<Firing, PgTriggerError> {
         let schema = trigger.table_schema()?;
         let table = trigger.table_name()?;
-        Ok(match crate::citus::shard_of_trigger_copy(trigger.name()?, AUDIT_TRIGGERS)
-            .and_then(crate::citus::logical_table_of_shard)
-        {
+        // The shard is read from the table's own name first: on a shard of a partition, the
+        // trigger is PostgreSQL's clone of the partitioned table's shard trigger and carries that
+        // shard's id, while entries name the partition, as on one server.
+        let shard_of = crate::citus::shard_of_trigger_copy(trigger.name()?, AUDIT_TRIGGERS).and_then(|copied_from| {
+            crate::citus::shard_id_in_shard_name(&table)
+                .and_then(crate::citus::logical_table_of_shard)
+                .or_else(|| crate::citus::logical_table_of_shard(copied_from))
+        });
+        Ok(match shard_of {
             Some(of) => Firing::Shard { schema: of.schema, table: of.table, reference: of.reference },
             None => Firing::Table(schema, table),
         })

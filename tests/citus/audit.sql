@@ -159,3 +159,57 @@ SELECT safeguard.disable_audit('allergies');
 SELECT DISTINCT result AS audit_triggers_per_shard FROM run_command_on_shards('allergies',
     $$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND tgname LIKE 'sg\_audit\_%%'
                                       AND tgname NOT LIKE 'sg\_audit\_truncate\_%%'$$);
+-- A partitioned distributed table, audited as a whole: partitions created or attached later are
+-- distributed with the audit triggers (Citus refuses a partition with triggers unless
+-- citus.enable_unsafe_triggers is on, which the extension turns on for that transaction alone);
+-- entries name the partition that held the row, as on one server.
+CREATE TABLE consults (tenant_id uuid NOT NULL, id int NOT NULL, seen_on date NOT NULL, note text,
+                       PRIMARY KEY (tenant_id, id, seen_on)) PARTITION BY RANGE (seen_on);
+CREATE TABLE consults_2026 PARTITION OF consults FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+SELECT create_distributed_table('consults', 'tenant_id', colocate_with => 'prescriptions');
+SELECT safeguard.isolate('consults') IS NOT NULL AS isolated;
+SELECT safeguard.enable_audit('consults');
+CREATE TABLE consults_2027 PARTITION OF consults FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+SHOW citus.enable_unsafe_triggers;  -- only for the CREATE TABLE's transaction
+CREATE TABLE consults_2028 (LIKE consults);
+ALTER TABLE consults ATTACH PARTITION consults_2028 FOR VALUES FROM ('2028-01-01') TO ('2029-01-01');
+SELECT table_name, trigger_present, trigger_enabled_always FROM safeguard.audited_tables WHERE table_name = 'consults'::regclass;
+-- The row trigger on every shard of every partition (the TRUNCATE trigger is on the coordinator's
+-- tables, whose copies log a TRUNCATE, below).
+SELECT p AS partition, (SELECT DISTINCT result FROM run_command_on_shards(p,
+    $$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND tgname LIKE 'sg\_audit\_row\_%%' AND tgenabled = 'A'$$))
+       AS row_triggers_per_shard
+  FROM unnest('{consults_2026,consults_2027,consults_2028}'::regclass[]) p;
+GRANT SELECT, INSERT, UPDATE, DELETE ON consults TO pharmacist;
+SET ROLE pharmacist;
+BEGIN;
+SELECT safeguard.set_context('00000000-0000-4000-8000-0000000000c1', '00000000-0000-4000-8000-0000000000a1',
+                             NULL, 'req-consult') IS NOT NULL AS context_set;
+INSERT INTO consults VALUES ('00000000-0000-4000-8000-0000000000c1', 1, '2026-05-01', 'first'),
+                            ('00000000-0000-4000-8000-0000000000c1', 2, '2027-05-01', 'second');
+UPDATE consults SET note = 'first, revised' WHERE id = 1;
+UPDATE consults SET seen_on = '2028-02-02' WHERE id = 1;  -- moves the row to another partition
+DELETE FROM consults WHERE id = 2;
+COMMIT;
+RESET ROLE;
+-- Straight into a partition (as its owner).
+BEGIN;
+SELECT safeguard.set_context('00000000-0000-4000-8000-0000000000c1', '00000000-0000-4000-8000-0000000000a1',
+                             NULL, 'req-consult') IS NOT NULL AS context_set;
+INSERT INTO consults_2027 VALUES ('00000000-0000-4000-8000-0000000000c1', 3, '2027-06-01', 'third');
+COMMIT;
+SELECT operation, table_name, tenant_id, actor_id, record_id->>'id' AS record, record_id->>'seen_on' AS seen_on,
+       new_data->>'note' AS note
+  FROM safeguard.cluster_audit_log(tbl => 'consults') WHERE request_id = 'req-consult' ORDER BY id;
+-- A record's history searches the whole tree, from the coordinator, with the tenant's context.
+SET ROLE pharmacist;
+BEGIN;
+SELECT safeguard.set_context('00000000-0000-4000-8000-0000000000c1') IS NOT NULL AS context_set;
+SELECT operation, table_name, old_data->>'note' AS old_note, new_data->>'note' AS new_note
+  FROM safeguard.audit_history('consults', '{"tenant_id": "00000000-0000-4000-8000-0000000000c1", "id": 1, "seen_on": "2026-05-01"}');
+COMMIT;
+RESET ROLE;
+-- TRUNCATE: logged once per table of the tree, by the coordinator.
+TRUNCATE consults;
+SELECT table_name, count(*) AS truncates FROM safeguard.cluster_audit_log(tbl => 'consults')
+ WHERE operation = 'TRUNCATE' GROUP BY 1 ORDER BY 1;

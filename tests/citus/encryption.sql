@@ -120,6 +120,36 @@ SELECT id, safeguard.decrypt(body) AS body,
   FROM clinical_notes ORDER BY id;
 COMMIT;
 RESET ROLE;
+-- Blind indexes on a distributed table: the same value gives the same index whether it is
+-- computed on the coordinator (a router INSERT's parameter) or on a worker (a multi-shard
+-- query, pushed down), and another tenant's search finds nothing.
+CREATE TABLE members (tenant_id uuid NOT NULL, id int NOT NULL, mrn safeguard.encrypted_text, mrn_bidx bytea,
+                      PRIMARY KEY (tenant_id, id));
+SELECT create_distributed_table('members', 'tenant_id', colocate_with => 'clinical_notes');
+SELECT safeguard.isolate('members') IS NOT NULL AS isolated;
+CREATE INDEX ON members (tenant_id, mrn_bidx);
+GRANT SELECT, INSERT ON members TO nurse;
+SET ROLE nurse;
+BEGIN;
+SELECT safeguard.set_context('00000000-0000-4000-8000-0000000000e1') IS NOT NULL AS context_set;
+PREPARE add_member(int, text) AS
+    INSERT INTO members VALUES ('00000000-0000-4000-8000-0000000000e1', $1, $2, safeguard.blind_index($2, 'mrn'));
+EXECUTE add_member(1, 'MRN-001');
+EXECUTE add_member(2, 'MRN-002');
+EXECUTE add_member(3, 'MRN-001');
+DEALLOCATE add_member;
+SELECT id, safeguard.decrypt(mrn) AS mrn FROM members WHERE mrn_bidx = safeguard.blind_index('MRN-001', 'mrn') ORDER BY id;
+SELECT id FROM members WHERE tenant_id = '00000000-0000-4000-8000-0000000000e1'
+                         AND mrn_bidx = safeguard.blind_index('MRN-002', 'mrn');
+-- Recomputed on the workers from the decrypted value: equal for every row.
+SELECT count(*) AS rows, count(*) FILTER (WHERE mrn_bidx = safeguard.blind_index(safeguard.decrypt(mrn), 'mrn')) AS equal
+  FROM members;
+COMMIT;
+BEGIN;
+SELECT safeguard.set_context('00000000-0000-4000-8000-0000000000e2') IS NOT NULL AS context_set;
+SELECT count(*) AS found_by_another_tenant FROM members WHERE mrn_bidx = safeguard.blind_index('MRN-001', 'mrn');
+COMMIT;
+RESET ROLE;
 -- reencrypt() from the coordinator: each shard is re-encrypted on the node that holds it (as a
 -- superuser: row security would hide the other tenants' rows); tenant A's values under its old
 -- key move to its new key; run again, nothing left to do.
