@@ -5,11 +5,14 @@ source "$(dirname "$0")/common.sh"
 pg_regress="$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")/test/regress/pg_regress"
 [ -x "$pg_regress" ] || die "pg_regress not found (package postgresql-server-dev-$PG_MAJOR)"
 
-# Master key files the encryption test points the server at (relative to the data directory).
+# Master key files the encryption tests point the server at (relative to the data directory).
 keys_dir="$STATE_DIR/test-keys"
 make_run_user_dir "$keys_dir"
 as_run_user sh -c 'umask 077 && cd "$1" && echo "not a key" > not-a-key && printf "%064d" 0 > all-zero &&
     od -An -tx1 -N32 /dev/urandom | tr -d " \n" > other-master' sh "$keys_dir"
+# The cluster's master key in base64, for the master key command test (tests/sql/key_command.sql).
+as_run_user sh -c 'umask 077 && perl -e "print pack(q(H*), <STDIN>)" < "$1" | base64 > "$2/master.b64"' \
+    sh "$MASTER_KEY_FILE" "$keys_dir"
 
 mapfile -t tests < <(cd "$ROOT/tests/sql" && ls -1 ./*.sql | sed 's|^\./||; s|\.sql$||' | sort)
 say "golden SQL tests: ${tests[*]}"

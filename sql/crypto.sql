@@ -37,7 +37,8 @@ REVOKE ALL ON safeguard.keys FROM PUBLIC;
 
 -- Key management is for administrators: grant EXECUTE to a key-admin role where needed.
 REVOKE ALL ON FUNCTION safeguard.create_key(uuid), safeguard.rotate_key(uuid),
-    safeguard.destroy_key(integer), safeguard.shred_tenant(uuid), safeguard.rewrap_keys(text) FROM PUBLIC;
+    safeguard.destroy_key(integer), safeguard.shred_tenant(uuid), safeguard.rewrap_keys(text),
+    safeguard.rewrap_keys_from_command(text) FROM PUBLIC;
 
 -- The three types. Text input is STABLE, not VOLATILE, although it encrypts with a random
 -- nonce: PostgreSQL warns about volatile I/O functions, and an input function is never

@@ -1394,3 +1394,10 @@ END $$;
 CREATE EVENT TRIGGER sg_audit_citus_partitions ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
     EXECUTE FUNCTION safeguard._on_ddl_allow_citus_partition_triggers();
+
+-- Master-key rotation when the previous master key comes from a command (a key service), as
+-- safeguard.master_key_command does (src/crypto/key_command.rs). Superusers only.
+CREATE FUNCTION safeguard."rewrap_keys_from_command"("previous_key_command" TEXT) RETURNS INT
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'rewrap_keys_from_command_wrapper';
+REVOKE ALL ON FUNCTION safeguard.rewrap_keys_from_command(text) FROM PUBLIC;

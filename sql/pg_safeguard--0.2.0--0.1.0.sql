@@ -736,6 +736,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
               JOIN pg_namespace n ON n.oid = c.relnamespace)
      ORDER BY l.id DESC
 $$;
+DROP FUNCTION safeguard.rewrap_keys_from_command(text);
 DROP EVENT TRIGGER sg_audit_citus_partitions;
 DROP FUNCTION safeguard._on_ddl_allow_citus_partition_triggers();
 DROP FUNCTION safeguard._joins_audited_distributed_tree();

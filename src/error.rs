@@ -51,6 +51,23 @@ impl SafeguardError {
     }
 }
 
+impl SafeguardError {
+    /// Log the error as a WARNING, with `consequence` added to its hint: for failures that must
+    /// not stop what is running (the postmaster starting).
+    #[track_caller]
+    pub fn as_warning(self, consequence: &str) {
+        let mut report = ErrorReport::new(self.code, self.message, "pg_safeguard");
+        if let Some(detail) = self.detail {
+            report = report.set_detail(detail);
+        }
+        let hint = match self.hint {
+            Some(hint) => format!("{hint} Meanwhile {consequence}."),
+            None => format!("Meanwhile {consequence}."),
+        };
+        report.set_hint(hint).report(PgLogLevel::WARNING);
+    }
+}
+
 /// `result.or_report()` at the SQL boundary: the value, or the error raised with its SQLSTATE.
 pub trait OrReport<T> {
     fn or_report(self) -> T;

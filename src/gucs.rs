@@ -9,6 +9,8 @@
 //! | `safeguard.audit_retention` | superuser | 6 years | the shortest age `audit_purge()` may delete |
 //! | `safeguard.tenant_column` | user | `tenant_id` | the tenant column `lint()` looks for first (then organization_id, workspace_id) |
 //! | `safeguard.master_key_file` | postgresql.conf (reload) | empty | the file holding the 256-bit master key; its value is shown to superusers only |
+//! | `safeguard.master_key_command` | postgresql.conf (reload) | empty | instead of the file: a command that prints the master key (`crypto::key_command`); shown to superusers only |
+//! | `safeguard.master_key_command_timeout` | postgresql.conf (reload) | 30 s | how long the command may run before it is killed |
 //! | `safeguard.context_proof` | user | empty | the request context sealed for the workers of a Citus cluster (`context::proof`); written by `set_context()`, accepted elsewhere only when sealed with the master key |
 //!
 //! The two `*_setting` names let an application that already sets its own custom setting
@@ -55,6 +57,8 @@ static ISOLATION_DDL_HOOK: GucSetting<bool> = GucSetting::<bool>::new(true);
 static AUDIT_RETENTION: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"6 years"));
 static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static MASTER_KEY_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static MASTER_KEY_COMMAND_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
 static TENANT_COLUMN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
 
 /// The path of the master key file, '' when not configured.
@@ -63,6 +67,25 @@ pub fn master_key_file() -> String {
         .get()
         .map(|path| path.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// The command that prints the master key, '' when not configured.
+pub fn master_key_command() -> String {
+    MASTER_KEY_COMMAND
+        .get()
+        .map(|command| command.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// How long the master key command may run.
+pub fn master_key_command_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(MASTER_KEY_COMMAND_TIMEOUT.get().max(1) as u64)
+}
+
+/// Whether a master key is configured, by a file or a command (whether it can be read is
+/// another question, answered at first use).
+pub fn master_key_configured() -> bool {
+    !master_key_file().is_empty() || !master_key_command().is_empty()
 }
 
 pub const IMPERSONATOR_SETTING: &CStr = c"safeguard.impersonator_id";
@@ -246,6 +269,32 @@ pub fn init() {
             None,
         );
     }
+    // SAFETY: the check hook only parses its argument; the assign hook bumps a counter.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"safeguard.master_key_command",
+            c"Command that prints the 256-bit master key (64 hex digits or base64), instead of a key file.",
+            c"Run by /bin/sh as the server's OS user: once at server start when pg_safeguard is in \
+              shared_preload_libraries, otherwise by each backend at first use. %d is replaced by the \
+              data directory, %% by %. What it prints is never logged.",
+            &MASTER_KEY_COMMAND,
+            GucContext::Sighup,
+            GucFlags::SUPERUSER_ONLY,
+            Some(check_master_key_command),
+            Some(master_key_file_changed),
+            None,
+        );
+    }
+    GucRegistry::define_int_guc(
+        c"safeguard.master_key_command_timeout",
+        c"Seconds the master key command may run before it is killed.",
+        c"A key service that does not answer in time gives a clear error instead of a hung server start or session.",
+        &MASTER_KEY_COMMAND_TIMEOUT,
+        1,
+        3600,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY | GucFlags::UNIT_S,
+    );
     // After safeguard.master_key_file: when the library loads in a backend that already holds a
     // value (Citus sends SET LOCAL before anything has loaded it), the check below reads the key.
     // SAFETY: the check hook reads its argument and, for a value not written by set_context(),
@@ -273,6 +322,31 @@ pub fn init() {
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn master_key_file_changed(_newval: *const c_char, _extra: *mut c_void) {
     crate::crypto::keystore::forget_all();
+}
+
+/// A master key command must use only the placeholders that exist: a typo is refused when the
+/// setting is written (ALTER SYSTEM) or reloaded, not at the first use of a key.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_master_key_command(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    let value = unsafe { *newval };
+    if value.is_null() {
+        return true;
+    }
+    let command = unsafe { CStr::from_ptr(value) }.to_string_lossy();
+    match crate::crypto::key_command::expand(&command, "") {
+        Ok(_) => true,
+        Err(_) => unsafe {
+            reject(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                c"safeguard.master_key_command has an unknown placeholder",
+                c"%d stands for the data directory and %% for a percent sign; no other % placeholder exists.",
+            )
+        },
+    }
 }
 
 /// Reports a rejected setting value the way PostgreSQL's own check hooks do.

@@ -28,6 +28,10 @@ pub extern "C-unwind" fn _PG_init() {
     cpu::require_build_features();
     gucs::init();
     crypto::keystore::init();
+    // SAFETY: a plain global that PostgreSQL sets while the postmaster loads preload libraries.
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        crypto::keystore::obtain_master_key_at_server_start();
+    }
     citus::init();
     constraints::init();
 }

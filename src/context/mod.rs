@@ -176,7 +176,7 @@ fn set_context(
 fn pass_on_to_citus_workers(context: proof::Context) {
     // SAFETY: looks a setting up by name; NULL when Citus is not loaded in this server.
     let propagation = unsafe { pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false) };
-    if propagation.is_null() || gucs::master_key_file().is_empty() {
+    if propagation.is_null() || !gucs::master_key_configured() {
         return;
     }
     // SAFETY: a catalog lookup by name.

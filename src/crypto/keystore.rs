@@ -1,16 +1,20 @@
-//! Where keys come from, per backend: the master key read from `safeguard.master_key_file`, data
+//! Where keys come from, per backend: the master key read from `safeguard.master_key_file` or
+//! printed by `safeguard.master_key_command` (run once by the postmaster when preloaded), data
 //! keys read from `safeguard.key_store` (wrapped under the master key) and unwrapped once, and the
 //! blind-index keys derived from the master key. All of it is cached for the life of the backend
 //! and forgotten when it may be stale:
 //! - a change to the key table (create, rotate, destroy, shred) sends a relcache invalidation for
 //!   it at commit; every backend's callback bumps a generation counter and the next use reloads,
 //!   so a destroyed key stops decrypting everywhere from the next transaction on;
-//! - a change of `safeguard.master_key_file` (reload) forgets the master key and all keys.
+//! - a change of `safeguard.master_key_file` or `_command` (reload) forgets the master key and all
+//!   keys.
 //!
 //! The key table is read and written as its owner: application roles hold no privilege on it.
 
 use super::envelope;
+use super::key_command;
 use super::keys::{self, BadKeyFile, Key};
+use super::protected::ProtectedKey;
 use crate::as_user::AsUser;
 use crate::error::SafeguardError;
 use aes_gcm::Aes256Gcm;
@@ -35,6 +39,7 @@ pub fn tenant_bytes(tenant: Option<Uuid>) -> TenantBytes {
 }
 
 pub const MASTER_KEY_SETTING: &str = "safeguard.master_key_file";
+pub const MASTER_KEY_COMMAND_SETTING: &str = "safeguard.master_key_command";
 
 /// A data key as this backend knows it.
 pub enum DataKey {
@@ -46,7 +51,7 @@ pub enum DataKey {
 struct Cache {
     /// The value of `GENERATION` the cached keys were loaded under.
     generation: u64,
-    master: Option<Rc<Key>>,
+    master: Option<Rc<ProtectedKey>>,
     by_id: HashMap<u32, Rc<DataKey>>,
     /// Tenant → id of its active key.
     active: HashMap<Option<Uuid>, u32>,
@@ -69,6 +74,10 @@ thread_local! {
     /// callback, which PostgreSQL may run in the middle of our own SPI calls, never borrows it.
     static GENERATION: Cell<u64> = const { Cell::new(1) };
     static KEY_STORE_RELID: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
+    /// The master key the postmaster obtained from the command at start, with the command it ran:
+    /// every backend forked from it inherits this, and uses it while the setting still names
+    /// that command.
+    static FROM_SERVER_START: RefCell<Option<(String, Rc<ProtectedKey>)>> = const { RefCell::new(None) };
 }
 
 /// Registers the invalidation callback; called once per process from `_PG_init`.
@@ -127,7 +136,8 @@ pub fn fresh_nonce() -> [u8; envelope::NONCE_LEN] {
 fn master_key_error(code: PgSqlErrorCode, message: &str, detail: Option<&str>) -> SafeguardError {
     let error = SafeguardError::new(code, message).with_hint(format!(
         "Set {MASTER_KEY_SETTING} in postgresql.conf to a file that holds 64 hex digits or the base64 \
-         of 32 random bytes, owned by the server's OS user with mode 0600, then reload the configuration."
+         of 32 random bytes, owned by the server's OS user with mode 0600 (or {MASTER_KEY_COMMAND_SETTING} \
+         to a command that prints them), then reload the configuration."
     ));
     match detail {
         Some(detail) => error.with_detail(detail),
@@ -135,9 +145,74 @@ fn master_key_error(code: PgSqlErrorCode, message: &str, detail: Option<&str>) -
     }
 }
 
-/// Reads the configured master key file.
-fn read_master_key() -> Result<Key, SafeguardError> {
-    read_key_file(&crate::gucs::master_key_file(), &format!("The file named by {MASTER_KEY_SETTING}"))
+/// Reads the configured master key: from the file, or from the command (the postmaster's key
+/// when it ran the same command at start).
+fn read_master_key() -> Result<Rc<ProtectedKey>, SafeguardError> {
+    let (file, command) = (crate::gucs::master_key_file(), crate::gucs::master_key_command());
+    match (file.is_empty(), command.is_empty()) {
+        (false, false) => Err(master_key_error(
+            PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
+            "both a master key file and a master key command are configured",
+            Some(&format!("Set either {MASTER_KEY_SETTING} or {MASTER_KEY_COMMAND_SETTING}, not both: which one holds the key would be a guess.")),
+        )),
+        (_, true) => Ok(Rc::new(ProtectedKey::new(read_key_file(&file, &format!("The file named by {MASTER_KEY_SETTING}"))?))),
+        (true, false) => {
+            let from_start = FROM_SERVER_START
+                .with_borrow(|held| held.as_ref().filter(|(ran, _)| *ran == command).map(|(_, key)| key.clone()));
+            match from_start {
+                Some(key) => Ok(key),
+                None => Ok(Rc::new(ProtectedKey::new(run_key_command(&command, MASTER_KEY_COMMAND_SETTING)?))),
+            }
+        }
+    }
+}
+
+/// Runs a master key command (`which` names it in messages: the setting, or the previous key's
+/// command of a rotation). Errors say what went wrong, never what it printed.
+pub fn run_key_command(template: &str, which: &str) -> Result<Key, SafeguardError> {
+    // SAFETY: DataDir is set before any library is loaded and never changes.
+    let data_directory = unsafe { std::ffi::CStr::from_ptr(pg_sys::DataDir) }.to_string_lossy();
+    let command = key_command::expand(template, &data_directory).map_err(|_| {
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{which} has an unknown placeholder"))
+            .with_hint("%d stands for the data directory and %% for a percent sign; no other % placeholder exists.")
+    })?;
+    key_command::run(&command, crate::gucs::master_key_command_timeout(), || {
+        pgrx::check_for_interrupts!();
+    })
+    .map_err(|failure| {
+        let (code, message) = match failure {
+            key_command::Failure::NotAKey { .. } | key_command::Failure::TooMuchOutput => {
+                (PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR, format!("{which} did not print a valid master key"))
+            }
+            _ => (PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, format!("{which} failed")),
+        };
+        SafeguardError::new(code, message).with_detail(failure.describe()).with_hint(format!(
+            "Run it by hand as the server's OS user: it must print 64 hex digits or the base64 of 32 bytes, \
+             nothing else, and exit with 0 within safeguard.master_key_command_timeout ({} s).",
+            crate::gucs::master_key_command_timeout().as_secs()
+        ))
+    })
+}
+
+/// At server start (pg_safeguard in shared_preload_libraries, called by the postmaster from
+/// `_PG_init`): runs the master key command once, so that every backend inherits the key instead
+/// of running the command itself. A failure is logged as a WARNING, without anything the command
+/// printed, and the server starts; backends then run the command at their first use of a key,
+/// where the failure becomes an error of that statement.
+pub fn obtain_master_key_at_server_start() {
+    let command = crate::gucs::master_key_command();
+    if command.is_empty() || !crate::gucs::master_key_file().is_empty() {
+        return;
+    }
+    match run_key_command(&command, MASTER_KEY_COMMAND_SETTING) {
+        Ok(key) => {
+            FROM_SERVER_START.with_borrow_mut(|held| *held = Some((command, Rc::new(ProtectedKey::new(key)))));
+            pgrx::log!("pg_safeguard: the master key was obtained from {MASTER_KEY_COMMAND_SETTING} at server start");
+        }
+        Err(error) => error.as_warning(&format!(
+            "each backend will run {MASTER_KEY_COMMAND_SETTING} at its first use of a key instead"
+        )),
+    }
 }
 
 /// Reads a master key file (`which` names it in messages). Errors say what is wrong with the
@@ -182,17 +257,17 @@ pub fn read_key_file(path: &str, which: &str) -> Result<Key, SafeguardError> {
     })
 }
 
-pub fn master_key() -> Rc<Key> {
+pub fn master_key() -> Rc<ProtectedKey> {
     try_master_key().unwrap_or_else(|e| e.report())
 }
 
 /// The master key, or why there is none, without raising: for callers that must not raise
 /// (a setting's check hook).
-pub fn try_master_key() -> Result<Rc<Key>, SafeguardError> {
+pub fn try_master_key() -> Result<Rc<ProtectedKey>, SafeguardError> {
     if let Some(master) = with_cache(|cache| cache.master.clone()) {
         return Ok(master);
     }
-    let master = Rc::new(read_master_key()?);
+    let master = read_master_key()?;
     with_cache(|cache| cache.master = Some(master.clone()));
     Ok(master)
 }
@@ -273,8 +348,8 @@ fn unwrap_failure() -> SafeguardError {
         PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
         "a data key does not unwrap under the configured master key",
     )
-    .with_detail("The master key file holds another key than the one the data keys were created under, or the key table was altered.")
-    .with_hint(format!("Point {MASTER_KEY_SETTING} at the master key the keys were created with."))
+    .with_detail("The configured master key is not the one the data keys were created under, or the key table was altered.")
+    .with_hint(format!("Point {MASTER_KEY_SETTING} (or {MASTER_KEY_COMMAND_SETTING}) at the master key the keys were created with."))
 }
 
 fn load_key(id: u32) -> Rc<DataKey> {

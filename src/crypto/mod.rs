@@ -1,5 +1,6 @@
 //! Encrypted columns: AES-256-GCM envelopes (`envelope.rs`), key material (`keys.rs`), the
-//! per-backend key cache (`keystore.rs`), and here the SQL surface.
+//! per-backend key cache (`keystore.rs`), the master key from a command (`key_command.rs`) held in
+//! memory of its own (`protected.rs`), and here the SQL surface.
 //!
 //! The types `safeguard.encrypted_text`, `encrypted_bytea` and `encrypted_jsonb` are declared in
 //! `sql/crypto.sql` over the C symbols of the functions below: pgrx's `<fn>_wrapper`s, and for
@@ -11,8 +12,10 @@
 //! as it is, so dumps, restores and replication never encrypt twice.
 
 pub mod envelope;
+pub mod key_command;
 pub mod keys;
 pub mod keystore;
+pub mod protected;
 
 use crate::error::{OrReport, SafeguardError};
 use crate::v1::{varlena_arg, V1};
@@ -33,6 +36,7 @@ pgrx::extension_sql_file!(
         destroy_key,
         shred_tenant,
         rewrap_keys,
+        rewrap_keys_from_command,
         _key_store_changed
     ]
 );
@@ -564,13 +568,32 @@ fn shred_tenant(tenant_id: Option<Uuid>) -> i32 {
 /// reads a file named in the call). Returns how many keys it re-wrapped.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn rewrap_keys(previous_key_file: &str) -> i32 {
+    require_superuser("rewrap_keys", "It reads a key file named in the call.");
+    let previous = keystore::read_key_file(previous_key_file, "The previous master key file").or_report();
+    rewrap_keys_from(&previous)
+}
+
+/// `rewrap_keys()` for a previous master key that a command prints (a key service): the command
+/// runs as `safeguard.master_key_command` does (same placeholders and timeout). Superusers only:
+/// it runs a shell command named in the call.
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn rewrap_keys_from_command(previous_key_command: &str) -> i32 {
+    require_superuser("rewrap_keys_from_command", "It runs a shell command named in the call.");
+    let previous = keystore::run_key_command(previous_key_command, "the previous master key's command").or_report();
+    rewrap_keys_from(&previous)
+}
+
+fn require_superuser(function: &str, why: &str) {
     // SAFETY: superuser() reads the current user's role flags.
     if !unsafe { pg_sys::superuser() } {
-        SafeguardError::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, "rewrap_keys is for superusers")
-            .with_detail("It reads a key file named in the call.")
+        SafeguardError::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, format!("{function} is for superusers"))
+            .with_detail(why)
             .report()
     }
-    let previous = keystore::read_key_file(previous_key_file, "The previous master key file").or_report();
+}
+
+/// Re-wraps every data key that opens under `previous` with the configured master key.
+fn rewrap_keys_from(previous: &keys::Key) -> i32 {
     let current = keystore::master_key();
     keystore::change_keys(|client| {
         // FOR UPDATE: a concurrent rotate or destroy waits until the keys are re-wrapped.
@@ -595,12 +618,12 @@ fn rewrap_keys(previous_key_file: &str) -> i32 {
             if keys::unwrap(&current, id as u32, &tenant_id, &wrapped).is_ok() {
                 continue; // already under the new master key
             }
-            let Ok(data_key) = keys::unwrap(&previous, id as u32, &tenant_id, &wrapped) else {
+            let Ok(data_key) = keys::unwrap(previous, id as u32, &tenant_id, &wrapped) else {
                 SafeguardError::new(
                     PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
                     format!("key {id} opens under neither the previous nor the configured master key"),
                 )
-                .with_hint("Name the key file the keys were created under.")
+                .with_hint("Name the key file (or command) the keys were created under.")
                 .report()
             };
             let rewrapped = keys::wrap(&current, id as u32, &tenant_id, &keystore::fresh_nonce(), &data_key);
