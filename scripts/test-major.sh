@@ -22,6 +22,7 @@ scripts/install.sh
 scripts/cluster.sh start
 scripts/key-leak-test.sh start
 scripts/regress.sh
+scripts/token-test.sh
 if $full; then scripts/client-test.sh; scripts/python-test.sh; scripts/node-test.sh; fi
 scripts/demo.sh >/dev/null
 scripts/dump-test.sh

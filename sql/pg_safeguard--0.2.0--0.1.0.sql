@@ -737,6 +737,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      ORDER BY l.id DESC
 $$;
 DROP FUNCTION safeguard.rewrap_keys_from_command(text);
+DROP VIEW safeguard.verified_context_required;
+DROP FUNCTION safeguard.require_verified_context(regrole, boolean);
+DROP TABLE safeguard.verified_context_roles;
+DROP FUNCTION safeguard.set_context_from_token(text, text);
+DROP FUNCTION safeguard._verified_context_of_transaction();
 DROP EVENT TRIGGER sg_audit_citus_partitions;
 DROP FUNCTION safeguard._on_ddl_allow_citus_partition_triggers();
 DROP FUNCTION safeguard._joins_audited_distributed_tree();

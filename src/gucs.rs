@@ -11,6 +11,11 @@
 //! | `safeguard.master_key_file` | postgresql.conf (reload) | empty | the file holding the 256-bit master key; its value is shown to superusers only |
 //! | `safeguard.master_key_command` | postgresql.conf (reload) | empty | instead of the file: a command that prints the master key (`crypto::key_command`); shown to superusers only |
 //! | `safeguard.master_key_command_timeout` | postgresql.conf (reload) | 30 s | how long the command may run before it is killed |
+//! | `safeguard.jwt_keys_file` | postgresql.conf (reload) | empty | the JWKS file of the keys that verify tokens (`token`) |
+//! | `safeguard.jwt_algorithms` | postgresql.conf (reload) | `EdDSA,ES256,RS256` | the algorithms a token may be signed with |
+//! | `safeguard.jwt_issuer`, `safeguard.jwt_audience` | postgresql.conf (reload) | empty | the `iss` and an `aud` a token must have (both required) |
+//! | `safeguard.jwt_leeway` | postgresql.conf (reload) | 30 s | clock difference tolerated for `exp` and `nbf` |
+//! | `safeguard.jwt_tenant_claim`, `_actor_claim`, `_impersonator_claim`, `_request_id_claim` | postgresql.conf (reload) | `tenant_id`, `sub`, `act.sub`, `jti` | where the context is in a token's claims |
 //! | `safeguard.context_proof` | user | empty | the request context sealed for the workers of a Citus cluster (`context::proof`); written by `set_context()`, accepted elsewhere only when sealed with the master key |
 //!
 //! The two `*_setting` names let an application that already sets its own custom setting
@@ -59,6 +64,47 @@ static AUDIT_RETENTION: GucSetting<Option<CString>> =
 static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static MASTER_KEY_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static MASTER_KEY_COMMAND_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
+
+static JWT_KEYS_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static JWT_ALGORITHMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"EdDSA,ES256,RS256"));
+static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static JWT_AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static JWT_LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
+static JWT_TENANT_CLAIM: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
+static JWT_ACTOR_CLAIM: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"sub"));
+static JWT_IMPERSONATOR_CLAIM: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"act.sub"));
+static JWT_REQUEST_ID_CLAIM: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"jti"));
+
+fn text_of(setting: &GucSetting<Option<CString>>) -> String {
+    setting.get().map(|value| value.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// The token settings, read together (src/token).
+pub struct TokenSettings {
+    pub keys_file: String,
+    pub algorithms: String,
+    pub issuer: String,
+    pub audience: String,
+    pub leeway: i64,
+    pub tenant_claim: String,
+    pub actor_claim: String,
+    pub impersonator_claim: String,
+    pub request_id_claim: String,
+}
+
+pub fn token_settings() -> TokenSettings {
+    TokenSettings {
+        keys_file: text_of(&JWT_KEYS_FILE),
+        algorithms: text_of(&JWT_ALGORITHMS),
+        issuer: text_of(&JWT_ISSUER),
+        audience: text_of(&JWT_AUDIENCE),
+        leeway: i64::from(JWT_LEEWAY.get()),
+        tenant_claim: text_of(&JWT_TENANT_CLAIM),
+        actor_claim: text_of(&JWT_ACTOR_CLAIM),
+        impersonator_claim: text_of(&JWT_IMPERSONATOR_CLAIM),
+        request_id_claim: text_of(&JWT_REQUEST_ID_CLAIM),
+    }
+}
 static TENANT_COLUMN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
 
 /// The path of the master key file, '' when not configured.
@@ -295,6 +341,7 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::SUPERUSER_ONLY | GucFlags::UNIT_S,
     );
+    define_token_settings();
     // After safeguard.master_key_file: when the library loads in a backend that already holds a
     // value (Citus sends SET LOCAL before anything has loaded it), the check below reads the key.
     // SAFETY: the check hook reads its argument and, for a value not written by set_context(),
@@ -315,6 +362,73 @@ pub fn init() {
     }
     // After every definition: from now on a misspelt safeguard.* setting is an error.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"safeguard".as_ptr()) };
+}
+
+/// The settings of the verified request context (src/token). All are superuser-only and set in
+/// postgresql.conf: a role that could change them could accept its own tokens.
+fn define_token_settings() {
+    let strings: [(&CStr, &CStr, &CStr, &'static GucSetting<Option<CString>>); 8] = [
+        (
+            c"safeguard.jwt_keys_file",
+            c"JWKS file with the public keys that verify tokens (set_context_from_token).",
+            c"A JSON Web Key Set (OKP Ed25519, EC P-256, RSA of 2048 bits or more), selected by kid; read again after a reload.",
+            &JWT_KEYS_FILE,
+        ),
+        (
+            c"safeguard.jwt_algorithms",
+            c"Comma-separated signature algorithms a token may use: EdDSA, ES256, RS256.",
+            c"none and HMAC algorithms are never accepted.",
+            &JWT_ALGORITHMS,
+        ),
+        (c"safeguard.jwt_issuer", c"The iss claim a token must have.", c"Required: tokens are refused while it is empty.", &JWT_ISSUER),
+        (
+            c"safeguard.jwt_audience",
+            c"A value the aud claim of a token must have (or contain).",
+            c"Required: tokens are refused while it is empty.",
+            &JWT_AUDIENCE,
+        ),
+        (c"safeguard.jwt_tenant_claim", c"The claim holding the tenant id (a uuid); dots reach into objects.", c"", &JWT_TENANT_CLAIM),
+        (c"safeguard.jwt_actor_claim", c"The claim holding the actor id (a uuid).", c"", &JWT_ACTOR_CLAIM),
+        (
+            c"safeguard.jwt_impersonator_claim",
+            c"The claim holding the impersonator id (a uuid); act.sub is RFC 8693's actor claim.",
+            c"",
+            &JWT_IMPERSONATOR_CLAIM,
+        ),
+        (c"safeguard.jwt_request_id_claim", c"The claim whose text becomes the request id when the call gives none.", c"", &JWT_REQUEST_ID_CLAIM),
+    ];
+    for (name, short, long, setting) in strings {
+        // SAFETY: the assign hook only bumps a thread-local counter.
+        unsafe {
+            GucRegistry::define_string_guc_with_hooks(
+                name,
+                short,
+                long,
+                setting,
+                GucContext::Sighup,
+                GucFlags::default(),
+                None,
+                Some(token_setting_changed),
+                None,
+            );
+        }
+    }
+    GucRegistry::define_int_guc(
+        c"safeguard.jwt_leeway",
+        c"Seconds of clock difference tolerated for a token's exp and nbf.",
+        c"",
+        &JWT_LEEWAY,
+        0,
+        600,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+}
+
+/// A reload that changes a token setting forgets the verified tokens and the key set.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn token_setting_changed(_newval: *const c_char, _extra: *mut c_void) {
+    crate::token::forget_verified_tokens();
 }
 
 /// A reload may point the setting at another key: every cached key is forgotten, the next use

@@ -17,6 +17,7 @@ mod scoped_flag;
 mod tupdesc;
 mod v1;
 pub mod tenancy;
+pub mod token;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -34,6 +35,7 @@ pub extern "C-unwind" fn _PG_init() {
     }
     citus::init();
     constraints::init();
+    token::init();
 }
 
 /// Helpers shared by the in-database tests of the modules.

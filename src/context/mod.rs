@@ -138,12 +138,28 @@ fn read_id(what: &str, setting: &CStr) -> Option<Uuid> {
 /// Sets the request context for the current transaction only. Outside a transaction block it
 /// applies to the statement's own implicit transaction (and to the statements sent with it in the
 /// same simple-query message). NULL clears a field.
+/// Refused (42501) for a role that must take its context from a verified token
+/// (`safeguard.require_verified_context`): set_context_from_token() is its way.
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_context(
     tenant_id: Option<Uuid>,
     actor_id: default!(Option<Uuid>, "NULL"),
     impersonator_id: default!(Option<Uuid>, "NULL"),
     request_id: default!(Option<&str>, "NULL"),
+) {
+    if crate::token::verified_context_required() {
+        crate::token::refuse_unverified("safeguard.set_context()").report();
+    }
+    write_context(tenant_id, actor_id, impersonator_id, request_id);
+}
+
+/// Writes the request context for the current transaction: set_context() and
+/// set_context_from_token().
+pub(crate) fn write_context(
+    tenant_id: Option<Uuid>,
+    actor_id: Option<Uuid>,
+    impersonator_id: Option<Uuid>,
+    request_id: Option<&str>,
 ) {
     let request_id = CString::new(request_id.unwrap_or("")).unwrap_or_default();
     let _writing = crate::scoped_flag::Raised::raise(&SETTING_IN_PROGRESS);
@@ -224,25 +240,41 @@ fn passed_on() -> Option<proof::Context> {
     })
 }
 
+/// For a role that must take its context from a verified token, a context id is accepted only
+/// when a token set it in this transaction: one written another way (the adopted application
+/// setting, written by the application itself) is refused (42501), not used.
+fn verified(value: Option<Uuid>, of_token: impl FnOnce(&crate::token::claims::TokenContext) -> Option<[u8; 16]>) -> Option<Uuid> {
+    if value.is_some() && crate::token::verified_context_required() {
+        let from_token = crate::token::of_transaction().and_then(|context| of_token(&context));
+        if from_token.map(Uuid::from_bytes) != value {
+            crate::token::refuse_unverified("a request context not set from a verified token").report();
+        }
+    }
+    value
+}
+
 /// The tenant of the current transaction, or NULL when none is set.
 #[pg_extern(stable, parallel_safe)]
 pub(crate) fn current_tenant() -> Option<Uuid> {
-    read_id("tenant", gucs::name_in(&gucs::TENANT_SETTING))
-        .or_else(|| passed_on()?.tenant.map(Uuid::from_bytes))
+    let tenant = read_id("tenant", gucs::name_in(&gucs::TENANT_SETTING))
+        .or_else(|| passed_on()?.tenant.map(Uuid::from_bytes));
+    verified(tenant, |token| token.tenant)
 }
 
 /// The application user of the current transaction, or NULL.
 #[pg_extern(stable, parallel_safe)]
 pub(crate) fn current_actor() -> Option<Uuid> {
-    read_id("actor", gucs::name_in(&gucs::ACTOR_SETTING))
-        .or_else(|| passed_on()?.actor.map(Uuid::from_bytes))
+    let actor = read_id("actor", gucs::name_in(&gucs::ACTOR_SETTING))
+        .or_else(|| passed_on()?.actor.map(Uuid::from_bytes));
+    verified(actor, |token| token.actor)
 }
 
 /// Who acts on the actor's behalf (support staff, a proxy), or NULL.
 #[pg_extern(stable, parallel_safe)]
 pub(crate) fn current_impersonator() -> Option<Uuid> {
-    read_id("impersonator", gucs::IMPERSONATOR_SETTING)
-        .or_else(|| passed_on()?.impersonator.map(Uuid::from_bytes))
+    let impersonator = read_id("impersonator", gucs::IMPERSONATOR_SETTING)
+        .or_else(|| passed_on()?.impersonator.map(Uuid::from_bytes));
+    verified(impersonator, |token| token.impersonator)
 }
 
 /// The application's request id for the current transaction, or NULL.
