@@ -31,7 +31,8 @@ stop:
 	scripts/cluster.sh stop
 
 # Per major (scripts/test-major.sh): unit, property and #[pg_test] tests; then the release build
-# installed and, with every statement logged, the golden SQL tests, the demo, a pg_dump/pg_restore
+# installed and, with every statement logged, the golden SQL tests, the verified-context (token)
+# tests, the demo, a pg_dump/pg_restore
 # round trip (also into a new cluster), ALTER EXTENSION UPDATE from every kept release, the Citus
 # layer where Citus is installed, and a search of the server log for key bytes. On the oldest and the newest major also the connection-pool client test, the Python
 # package's tests and example application (also through PgBouncer), the node-postgres smoke test,

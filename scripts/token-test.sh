@@ -7,12 +7,7 @@
 # other way of writing the context. The token settings are set for the test and reset after it.
 source "$(dirname "$0")/common.sh"
 say "verified request context: tokens signed by PyJWT (tests/token)"
-venv=$ROOT/target/token-venv
-if [ ! -x "$venv/bin/pytest" ] || ! cmp -s "$ROOT/tests/token/requirements.txt" "$venv/requirements.txt"; then
-    python3 -m venv --clear "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/tests/token/requirements.txt"
-    cp "$ROOT/tests/token/requirements.txt" "$venv/requirements.txt"
-fi
+venv=$("$ROOT/scripts/token-venv.sh")
 db=safeguard_token
 fresh_database "$db"
 # The key sets the server reads (written by the tests, read by the server's OS user).
