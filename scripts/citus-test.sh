@@ -61,6 +61,10 @@ node_psql coordinator -q -d "$DB" \
     -c "SELECT citus_add_node('$NODE_SOCKET', ${PORT[worker1]})" \
     -c "SELECT citus_add_node('$NODE_SOCKET', ${PORT[worker2]})" >/dev/null
 
+# Tokens for tests/citus/token.sql, signed by PyJWT (the venv of the token tests).
+venv=$("$ROOT/scripts/token-venv.sh")
+"$venv/bin/python" "$ROOT/tests/citus/tokens.py" "$NODES_DIR" > "$NODES_DIR/tokens.psql"
+
 outdir="$ROOT/target/citus-pg$PG_MAJOR"
 rm -rf "$outdir" && mkdir -p "$outdir"
 failed=0
@@ -73,11 +77,12 @@ for test in "${tests[@]}"; do
     name=$(basename "$test" .sql)
     # As pg_regress runs a test: every statement echoed, errors printed and the script going on.
     # (:node_socket and :<node>_port let a test connect to a node itself; :master_key and
-    # :next_master_key name the key files.)
+    # :next_master_key name the key files; \i :tokens sets :jwks_file and the tokens.)
     "$PG_BINDIR/psql" -X -a -q -v ON_ERROR_STOP=0 -h "$NODE_SOCKET" -p "${PORT[coordinator]}" \
         -v node_socket="$NODE_SOCKET" -v coordinator_port="${PORT[coordinator]}" \
         -v worker1_port="${PORT[worker1]}" -v worker2_port="${PORT[worker2]}" \
         -v master_key="$NODES_DIR/master.key" -v next_master_key="$NODES_DIR/master-next.key" \
+        -v tokens="$NODES_DIR/tokens.psql" \
         -U "$RUN_USER" -d "$DB" < "$test" 2>&1 |
         # A shard's name carries its id, which depends on how many shards earlier tests made.
         sed -E 's/("[a-z_]+_)1[0-9]{5}"/\1<shard>"/g' > "$outdir/$name.out" || true

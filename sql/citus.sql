@@ -138,6 +138,22 @@ BEGIN
     END IF;
     RETURN NEXT;
 
+    -- The roles required to take their context from a verified token, known on every node: a
+    -- worker checks the context passed on to it against them (docs/tenancy.md).
+    step := 'safeguard.verified_context_roles';
+    IF EXISTS (SELECT 1 FROM pg_dist_partition p WHERE p.logicalrelid = 'safeguard.verified_context_roles'::regclass) THEN
+        result := 'already a reference table';
+    ELSE
+        -- Its one trigger makes each node's backends read it again after a change.
+        unsafe_triggers := current_setting('citus.enable_unsafe_triggers');
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+        PERFORM create_reference_table('safeguard.verified_context_roles');
+        PERFORM set_config('citus.enable_unsafe_triggers', unsafe_triggers, true);
+        PERFORM truncate_local_data_after_distributing_table('safeguard.verified_context_roles');
+        result := 'made a reference table: every node knows which roles must use tokens';
+    END IF;
+    RETURN NEXT;
+
     -- Who may decrypt here may decrypt on every worker: each grant on safeguard.decrypt() sent
     -- as it is (a role may hold one of the three functions and not the others).
     step := 'EXECUTE on safeguard.decrypt()';

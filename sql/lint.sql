@@ -326,11 +326,12 @@ findings AS (
     UNION ALL
     -- Citus distributes tables here, and pg_safeguard's key table is not on every node yet.
     SELECT 'WARN', 'citus_not_set_up', 'safeguard.key_store',
-           'Citus distributes tables in this database, and safeguard.citus_setup() has not been run: the keys exist only on the coordinator (encrypted values of distributed tables do not decrypt on the workers), and grants on safeguard.decrypt() made here do not reach the workers.',
+           'Citus distributes tables in this database, and safeguard.citus_setup() has not been run: the keys exist only on the coordinator (encrypted values of distributed tables do not decrypt on the workers), and grants on safeguard.decrypt() made here do not reach the workers, and the workers do not know which roles must take their context from a verified token.',
            'SELECT * FROM safeguard.citus_setup();  -- on the coordinator'
      WHERE in_schema IS NULL
        AND EXISTS (SELECT 1 FROM distributed d)
-       AND NOT EXISTS (SELECT 1 FROM distributed d WHERE d.oid = 'safeguard.key_store'::regclass)
+       AND (NOT EXISTS (SELECT 1 FROM distributed d WHERE d.oid = 'safeguard.key_store'::regclass)
+            OR NOT EXISTS (SELECT 1 FROM distributed d WHERE d.oid = 'safeguard.verified_context_roles'::regclass))
     UNION ALL
     SELECT 'WARN', 'tenant_column_nullable', format('%s.%I', t.qname, t.attname),
            format('The tenant column %I of %s accepts NULL: a row without a tenant belongs to nobody, or to everybody.', t.attname, t.qname),

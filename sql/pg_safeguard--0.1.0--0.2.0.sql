@@ -751,11 +751,12 @@ findings AS (
     UNION ALL
     -- Citus distributes tables here, and pg_safeguard's key table is not on every node yet.
     SELECT 'WARN', 'citus_not_set_up', 'safeguard.key_store',
-           'Citus distributes tables in this database, and safeguard.citus_setup() has not been run: the keys exist only on the coordinator (encrypted values of distributed tables do not decrypt on the workers), and grants on safeguard.decrypt() made here do not reach the workers.',
+           'Citus distributes tables in this database, and safeguard.citus_setup() has not been run: the keys exist only on the coordinator (encrypted values of distributed tables do not decrypt on the workers), and grants on safeguard.decrypt() made here do not reach the workers, and the workers do not know which roles must take their context from a verified token.',
            'SELECT * FROM safeguard.citus_setup();  -- on the coordinator'
      WHERE in_schema IS NULL
        AND EXISTS (SELECT 1 FROM distributed d)
-       AND NOT EXISTS (SELECT 1 FROM distributed d WHERE d.oid = 'safeguard.key_store'::regclass)
+       AND (NOT EXISTS (SELECT 1 FROM distributed d WHERE d.oid = 'safeguard.key_store'::regclass)
+            OR NOT EXISTS (SELECT 1 FROM distributed d WHERE d.oid = 'safeguard.verified_context_roles'::regclass))
     UNION ALL
     SELECT 'WARN', 'tenant_column_nullable', format('%s.%I', t.qname, t.attname),
            format('The tenant column %I of %s accepts NULL: a row without a tenant belongs to nobody, or to everybody.', t.attname, t.qname),
@@ -1062,6 +1063,22 @@ BEGIN
         -- The coordinator's own rows were copied to the reference table; drop the local ones.
         PERFORM truncate_local_data_after_distributing_table('safeguard.key_store');
         result := 'made a reference table: every node reads the same keys';
+    END IF;
+    RETURN NEXT;
+
+    -- The roles required to take their context from a verified token, known on every node: a
+    -- worker checks the context passed on to it against them (docs/tenancy.md).
+    step := 'safeguard.verified_context_roles';
+    IF EXISTS (SELECT 1 FROM pg_dist_partition p WHERE p.logicalrelid = 'safeguard.verified_context_roles'::regclass) THEN
+        result := 'already a reference table';
+    ELSE
+        -- Its one trigger makes each node's backends read it again after a change.
+        unsafe_triggers := current_setting('citus.enable_unsafe_triggers');
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+        PERFORM create_reference_table('safeguard.verified_context_roles');
+        PERFORM set_config('citus.enable_unsafe_triggers', unsafe_triggers, true);
+        PERFORM truncate_local_data_after_distributing_table('safeguard.verified_context_roles');
+        result := 'made a reference table: every node knows which roles must use tokens';
     END IF;
     RETURN NEXT;
 
@@ -1414,6 +1431,8 @@ CREATE FUNCTION safeguard."_verified_context_of_transaction"() RETURNS TABLE (
 )
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c AS 'MODULE_PATHNAME', '_verified_context_of_transaction_wrapper';
+CREATE FUNCTION safeguard."_verified_context_roles_changed"() RETURNS TRIGGER
+LANGUAGE c AS 'MODULE_PATHNAME', '_verified_context_roles_changed_wrapper';
 
 CREATE TABLE safeguard.verified_context_roles (
     role_name   regrole PRIMARY KEY,
@@ -1423,6 +1442,10 @@ CREATE TABLE safeguard.verified_context_roles (
 COMMENT ON TABLE safeguard.verified_context_roles IS
     'Roles (and their members) whose request context only a verified token may set: safeguard.require_verified_context()';
 SELECT pg_catalog.pg_extension_config_dump('safeguard.verified_context_roles', '');
+-- Every backend asks the registry again after a change (src/token: _verified_context_roles_changed).
+CREATE TRIGGER sg_verified_context_roles_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON safeguard.verified_context_roles
+    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._verified_context_roles_changed();
 
 -- Requires (or, with enabled => false, no longer requires) a role and the roles that belong to it
 -- to take their context from a verified token: set_context(), and a context read from the

@@ -740,6 +740,7 @@ DROP FUNCTION safeguard.rewrap_keys_from_command(text);
 DROP VIEW safeguard.verified_context_required;
 DROP FUNCTION safeguard.require_verified_context(regrole, boolean);
 DROP TABLE safeguard.verified_context_roles;
+DROP FUNCTION safeguard._verified_context_roles_changed();
 DROP FUNCTION safeguard.set_context_from_token(text, text);
 DROP FUNCTION safeguard._verified_context_of_transaction();
 DROP EVENT TRIGGER sg_audit_citus_partitions;

@@ -9,6 +9,10 @@ CREATE TABLE safeguard.verified_context_roles (
 COMMENT ON TABLE safeguard.verified_context_roles IS
     'Roles (and their members) whose request context only a verified token may set: safeguard.require_verified_context()';
 SELECT pg_catalog.pg_extension_config_dump('safeguard.verified_context_roles', '');
+-- Every backend asks the registry again after a change (src/token: _verified_context_roles_changed).
+CREATE TRIGGER sg_verified_context_roles_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON safeguard.verified_context_roles
+    FOR EACH STATEMENT EXECUTE FUNCTION safeguard._verified_context_roles_changed();
 
 -- Requires (or, with enabled => false, no longer requires) a role and the roles that belong to it
 -- to take their context from a verified token: set_context(), and a context read from the

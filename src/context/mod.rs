@@ -150,16 +150,18 @@ fn set_context(
     if crate::token::verified_context_required() {
         crate::token::refuse_unverified("safeguard.set_context()").report();
     }
-    write_context(tenant_id, actor_id, impersonator_id, request_id);
+    write_context(tenant_id, actor_id, impersonator_id, request_id, None);
 }
 
-/// Writes the request context for the current transaction: set_context() and
-/// set_context_from_token().
+/// Writes the request context for the current transaction: set_context(), and
+/// set_context_from_token() with what its token adds (`verified`), which goes to the workers of
+/// a Citus cluster with the context.
 pub(crate) fn write_context(
     tenant_id: Option<Uuid>,
     actor_id: Option<Uuid>,
     impersonator_id: Option<Uuid>,
     request_id: Option<&str>,
+    verified: Option<proof::Verified>,
 ) {
     let request_id = CString::new(request_id.unwrap_or("")).unwrap_or_default();
     let _writing = crate::scoped_flag::Raised::raise(&SETTING_IN_PROGRESS);
@@ -181,6 +183,7 @@ pub(crate) fn write_context(
         actor: actor_id.map(|id| *id.as_bytes()),
         impersonator: impersonator_id.map(|id| *id.as_bytes()),
         request_id: request_id.into_bytes(),
+        verified,
     });
 }
 
@@ -253,28 +256,46 @@ fn verified(value: Option<Uuid>, of_token: impl FnOnce(&crate::token::claims::To
     value
 }
 
+/// The context Citus passed to this node, as a role that must use tokens may take it: only
+/// when a verified token set it on the coordinator, and until that token expires (a sealed value
+/// seen and sent again is then worth what the token was, no more).
+fn passed_on_checked() -> Option<proof::Context> {
+    let context = passed_on()?;
+    if crate::token::verified_context_required() {
+        match &context.verified {
+            None => crate::token::refuse_unverified("a request context passed on without a verified token").report(),
+            Some(token) if crate::token::expired(token.expires_at) => crate::token::expired_context_passed_on().report(),
+            Some(_) => {}
+        }
+    }
+    Some(context)
+}
+
 /// The tenant of the current transaction, or NULL when none is set.
 #[pg_extern(stable, parallel_safe)]
 pub(crate) fn current_tenant() -> Option<Uuid> {
-    let tenant = read_id("tenant", gucs::name_in(&gucs::TENANT_SETTING))
-        .or_else(|| passed_on()?.tenant.map(Uuid::from_bytes));
-    verified(tenant, |token| token.tenant)
+    match read_id("tenant", gucs::name_in(&gucs::TENANT_SETTING)) {
+        Some(tenant) => verified(Some(tenant), |token| token.tenant),
+        None => passed_on_checked()?.tenant.map(Uuid::from_bytes),
+    }
 }
 
 /// The application user of the current transaction, or NULL.
 #[pg_extern(stable, parallel_safe)]
 pub(crate) fn current_actor() -> Option<Uuid> {
-    let actor = read_id("actor", gucs::name_in(&gucs::ACTOR_SETTING))
-        .or_else(|| passed_on()?.actor.map(Uuid::from_bytes));
-    verified(actor, |token| token.actor)
+    match read_id("actor", gucs::name_in(&gucs::ACTOR_SETTING)) {
+        Some(actor) => verified(Some(actor), |token| token.actor),
+        None => passed_on_checked()?.actor.map(Uuid::from_bytes),
+    }
 }
 
 /// Who acts on the actor's behalf (support staff, a proxy), or NULL.
 #[pg_extern(stable, parallel_safe)]
 pub(crate) fn current_impersonator() -> Option<Uuid> {
-    let impersonator = read_id("impersonator", gucs::IMPERSONATOR_SETTING)
-        .or_else(|| passed_on()?.impersonator.map(Uuid::from_bytes));
-    verified(impersonator, |token| token.impersonator)
+    match read_id("impersonator", gucs::IMPERSONATOR_SETTING) {
+        Some(impersonator) => verified(Some(impersonator), |token| token.impersonator),
+        None => passed_on_checked()?.impersonator.map(Uuid::from_bytes),
+    }
 }
 
 /// The application's request id for the current transaction, or NULL.
@@ -284,7 +305,7 @@ pub(crate) fn current_request_id() -> Option<String> {
         .filter(|value| !value.is_empty())
         .map(|value| String::from_utf8_lossy(value).into_owned())
         .or_else(|| {
-            let request_id = passed_on()?.request_id;
+            let request_id = passed_on_checked()?.request_id;
             (!request_id.is_empty()).then(|| String::from_utf8_lossy(&request_id).into_owned())
         })
 }

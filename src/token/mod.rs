@@ -26,7 +26,7 @@ use std::rc::Rc;
 pgrx::extension_sql_file!(
     "../../sql/token.sql",
     name = "token",
-    requires = ["tenancy"]
+    requires = ["tenancy", _verified_context_roles_changed]
 );
 
 /// How many verified tokens a backend remembers.
@@ -255,6 +255,11 @@ fn set_context_from_token(token: Option<&str>, request_id: default!(Option<&str>
         context.actor.map(Uuid::from_bytes),
         context.impersonator.map(Uuid::from_bytes),
         request_id.as_deref(),
+        Some(crate::context::proof::Verified {
+            expires_at: context.expires_at,
+            token_id: context.token_id.clone().unwrap_or_default().into_bytes(),
+            subject: context.subject.clone().unwrap_or_default().into_bytes(),
+        }),
     );
     OF_TRANSACTION.with_borrow_mut(|of_transaction| *of_transaction = Some(context));
 }
@@ -305,27 +310,73 @@ fn ask_registry(user: pg_sys::Oid, session_user: pg_sys::Oid) -> bool {
     if unsafe { pg_sys::superuser_arg(user) } {
         return false;
     }
-    // Found by name each time it is asked (rarely): absent before ALTER EXTENSION ... UPDATE.
-    let Ok(Some((registry, owner))) = Spi::get_two::<pg_sys::Oid, pg_sys::Oid>(
-        "SELECT c.oid, c.relowner FROM pg_catalog.pg_class c
-          WHERE c.oid = pg_catalog.to_regclass('safeguard.verified_context_roles')",
-    )
-    .map(|(registry, owner)| registry.zip(owner)) else {
-        REGISTRY_RELID.set(pg_sys::InvalidOid);
-        return false;
-    };
-    REGISTRY_RELID.set(registry);
-    // As the registry's owner: the roles it concerns hold no privilege on it.
-    let _as_owner = crate::as_user::AsUser::switch_to(owner);
-    Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM safeguard.verified_context_roles v
-                          JOIN pg_catalog.pg_roles r ON r.oid = v.role_name::oid
-                         WHERE pg_catalog.pg_has_role($1, r.oid, 'MEMBER')
-                            OR pg_catalog.pg_has_role($2, r.oid, 'MEMBER'))",
-        &[user.into(), session_user.into()],
-    )
-    .unwrap_or_else(|e| pgrx::error!("pg_safeguard: reading safeguard.verified_context_roles failed: {e}"))
-    .unwrap_or(false)
+    Spi::connect(|client| {
+        // On a Citus node, where safeguard.citus_setup() made the registry a reference table, its
+        // local copy: the question is asked inside queries on shards too, where Citus refuses a
+        // distributed query (as for the key table). Found by name each time it is asked
+        // (rarely): absent before ALTER EXTENSION ... UPDATE.
+        let source = crate::citus::local_copy_of_reference_table(client, "safeguard", "verified_context_roles")
+            .unwrap_or_else(|| "safeguard.verified_context_roles".to_owned());
+        // The owner is the registry's own (Citus hides its copies from pg_class queries, and
+        // gives them the same owner).
+        let found = client
+            .select(
+                "SELECT pg_catalog.to_regclass($1)::oid, c.relowner FROM pg_catalog.pg_class c
+                  WHERE c.oid = pg_catalog.to_regclass('safeguard.verified_context_roles')",
+                Some(1),
+                &[source.as_str().into()],
+            )
+            .ok()
+            .and_then(|rows| rows.first().get_two::<pg_sys::Oid, pg_sys::Oid>().ok())
+            .and_then(|(registry, owner)| registry.zip(owner));
+        let Some((registry, owner)) = found else {
+            REGISTRY_RELID.set(pg_sys::InvalidOid);
+            return false;
+        };
+        REGISTRY_RELID.set(registry);
+        // As the registry's owner: the roles it concerns hold no privilege on it. (`source` is
+        // a name quoted by format('%I.%I').)
+        let _as_owner = crate::as_user::AsUser::switch_to(owner);
+        client
+            .select(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {source} v
+                                      JOIN pg_catalog.pg_roles r ON r.oid = v.role_name::oid
+                                     WHERE pg_catalog.pg_has_role($1, r.oid, 'MEMBER')
+                                        OR pg_catalog.pg_has_role($2, r.oid, 'MEMBER'))"
+                ),
+                Some(1),
+                &[user.into(), session_user.into()],
+            )
+            .unwrap_or_else(|e| pgrx::error!("pg_safeguard: reading safeguard.verified_context_roles failed: {e}"))
+            .first()
+            .get_one::<bool>()
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    })
+}
+
+/// Whether a token with this expiry (seconds since the epoch) has expired, with the leeway.
+pub fn expired(expires_at: i64) -> bool {
+    now_seconds() >= expires_at.saturating_add(gucs::token_settings().leeway)
+}
+
+/// The error of a context passed on by a Citus coordinator whose token has expired since.
+pub fn expired_context_passed_on() -> SafeguardError {
+    refused("token refused: expired").with_detail("The request context passed on to this node was set from a token that has expired since.")
+}
+
+/// Statement trigger on the registry (AFTER INSERT, UPDATE, DELETE and TRUNCATE): every backend
+/// of this node asks it again at its next context. On a Citus cluster Citus copies the trigger
+/// onto each node's copy of the registry (a reference table), whose changes it makes.
+#[pg_trigger]
+fn _verified_context_roles_changed<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, PgTriggerError> {
+    // SAFETY: PostgreSQL hands a trigger its relation; queuing an invalidation of it is plain.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid((*trigger.trigger_data().tg_relation).rd_id) };
+    Ok(None)
 }
 
 /// Refuses (42501) a way of setting the context other than a token, for a role that must use

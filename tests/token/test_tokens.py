@@ -253,7 +253,14 @@ def test_roles_not_required_keep_set_context(keys):
             assert caught.value.sqlstate == "42501"
     finally:
         admin("REVOKE sg_tok_app FROM sg_tok_legacy")
+    # A requirement made or lifted while a session is open applies to its next context.
     with connect("sg_tok_legacy") as conn:
+        conn.execute(f"SELECT safeguard.set_context('{TENANT_B}')")
+        admin("SELECT safeguard.require_verified_context('sg_tok_legacy')")
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute(f"SELECT safeguard.set_context('{TENANT_B}')")
+        assert caught.value.sqlstate == "42501"
+        admin("SELECT safeguard.require_verified_context('sg_tok_legacy', false)")
         conn.execute(f"SELECT safeguard.set_context('{TENANT_B}')")
     with connect() as conn:
         rows = conn.execute("SELECT role_name::text, members FROM safeguard.verified_context_required").fetchall()
