@@ -21,7 +21,10 @@ CREATE TABLE safeguard.audit_log (
     record_id        jsonb,
     old_data         jsonb,
     new_data         jsonb,
-    changed_columns  name[]
+    changed_columns  name[],
+    -- The token that set the context (set_context_from_token(): its jti and sub), when one did.
+    token_id         text,
+    token_subject    text
 );
 COMMENT ON TABLE safeguard.audit_log IS
     'Append-only audit trail written by safeguard.enable_audit() triggers and safeguard.audit_read()';

@@ -91,7 +91,11 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
         quote_nullable(l.table_schema::text), quote_nullable(l.table_name::text),
         quote_nullable(l.operation), quote_nullable(l.record_id::text),
         quote_nullable(l.old_data::text), quote_nullable(l.new_data::text),
-        quote_nullable(l.changed_columns::text)), 'UTF8')
+        quote_nullable(l.changed_columns::text),
+        -- The token columns (0.2.0) only when an entry has one: entries without stay encoded as
+        -- 0.1.0 encoded them, so chains sealed before verify after.
+        CASE WHEN l.token_id IS NOT NULL OR l.token_subject IS NOT NULL
+             THEN quote_nullable(l.token_id) || ',' || quote_nullable(l.token_subject) END), 'UTF8')
 $$;
 
 -- Both are Rust (src/audit/chain.rs: the same encoding, each entry read once); these wrappers

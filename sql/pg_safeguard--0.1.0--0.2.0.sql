@@ -1483,3 +1483,25 @@ SELECT v.role_name, v.required_at, v.required_by,
               ORDER BY m.rolname)::name[] AS members
   FROM safeguard.verified_context_roles v
   JOIN pg_catalog.pg_roles r ON r.oid = v.role_name::oid;
+
+-- The audit log records the token that set the context (set_context_from_token(): its jti and
+-- sub). The canonical encoding of the hash chain takes the two columns only for entries that
+-- have a token, so every entry written before keeps its encoding and the chain verifies.
+ALTER TABLE safeguard.audit_log ADD COLUMN token_id text, ADD COLUMN token_subject text;
+CREATE OR REPLACE FUNCTION safeguard._audit_canonical(l safeguard.audit_log) RETURNS bytea
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT convert_to(concat_ws(',',
+        quote_nullable(l.id::text), quote_nullable(extract(epoch FROM l.occurred_at)::text),
+        quote_nullable(l.tenant_id::text), quote_nullable(l.actor_id::text),
+        quote_nullable(l.impersonator_id::text), quote_nullable(l.request_id),
+        quote_nullable(l.db_user::text), quote_nullable(l.client_addr::text),
+        quote_nullable(l.application_name), quote_nullable(l.txid::text),
+        quote_nullable(l.table_schema::text), quote_nullable(l.table_name::text),
+        quote_nullable(l.operation), quote_nullable(l.record_id::text),
+        quote_nullable(l.old_data::text), quote_nullable(l.new_data::text),
+        quote_nullable(l.changed_columns::text),
+        -- The token columns (0.2.0) only when an entry has one: entries without stay encoded as
+        -- 0.1.0 encoded them, so chains sealed before verify after.
+        CASE WHEN l.token_id IS NOT NULL OR l.token_subject IS NOT NULL
+             THEN quote_nullable(l.token_id) || ',' || quote_nullable(l.token_subject) END), 'UTF8')
+$$;

@@ -9,7 +9,8 @@
 -- 0.1.0 chains every entry one by one and numbers entries by txid_current() alone. Going back
 -- is refused when the chain does not verify (its blocks are dropped below, and their entries
 -- chained again the 0.1.0 way, which must not launder a tampered log), and when this log was
--- restored into a cluster whose transaction numbers it had to offset (0.1.0 has no offsets).
+-- restored into a cluster whose transaction numbers it had to offset (0.1.0 has no offsets), or
+-- when entries record the token that set their context (0.1.0 has no such columns).
 DO $$
 DECLARE
     verdict record;
@@ -17,6 +18,11 @@ BEGIN
     IF EXISTS (SELECT 1 FROM safeguard.audit_eras e WHERE e.txid_offset <> 0) THEN
         RAISE EXCEPTION 'this audit log was restored into a cluster that offsets its transaction numbers: 0.1.0 cannot continue it'
             USING ERRCODE = '55000', HINT = 'Stay on 0.2.0, or take the log out (pg_dump) before going back.';
+    END IF;
+    -- 0.1.0's log has no token columns: going back would drop which token set each context.
+    IF EXISTS (SELECT 1 FROM safeguard.audit_log l WHERE l.token_id IS NOT NULL OR l.token_subject IS NOT NULL) THEN
+        RAISE EXCEPTION 'audit entries record the token that set their context, which 0.1.0 cannot keep: not taking them back to 0.1.0'
+            USING ERRCODE = '55000', HINT = 'Stay on 0.2.0.';
     END IF;
     IF EXISTS (SELECT 1 FROM safeguard.audit_chain_blocks) THEN
         SELECT * INTO verdict FROM safeguard._audit_verify_chain();
@@ -26,6 +32,22 @@ BEGIN
         END IF;
     END IF;
 END $$;
+
+-- The token columns, empty (checked above), and the encoding without them.
+CREATE OR REPLACE FUNCTION safeguard._audit_canonical(l safeguard.audit_log) RETURNS bytea
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT convert_to(concat_ws(',',
+        quote_nullable(l.id::text), quote_nullable(extract(epoch FROM l.occurred_at)::text),
+        quote_nullable(l.tenant_id::text), quote_nullable(l.actor_id::text),
+        quote_nullable(l.impersonator_id::text), quote_nullable(l.request_id),
+        quote_nullable(l.db_user::text), quote_nullable(l.client_addr::text),
+        quote_nullable(l.application_name), quote_nullable(l.txid::text),
+        quote_nullable(l.table_schema::text), quote_nullable(l.table_name::text),
+        quote_nullable(l.operation), quote_nullable(l.record_id::text),
+        quote_nullable(l.old_data::text), quote_nullable(l.new_data::text),
+        quote_nullable(l.changed_columns::text)), 'UTF8')
+$$;
+ALTER TABLE safeguard.audit_log DROP COLUMN token_id, DROP COLUMN token_subject;
 
 -- 0.1.0's functions, in place of the ones that read settings through the library or refuse
 -- widening policies.

@@ -23,9 +23,13 @@ use super::blocks::{block_link, cut_into_blocks, Hash, Header, Key, Link, Sealed
 /// `column::text` does (uuids, the epoch, integers, names, text) or through PostgreSQL's own
 /// output functions (jsonb, inet, name[]), which saves the executor 17 casts and a wide result
 /// row per entry.
+/// The last two, the token columns of 0.2.0, are encoded only when an entry has a token (see
+/// `encode`): entries without one keep 0.1.0's encoding.
 const CANONICAL_COLUMNS: &str = "l.id, l.occurred_at, l.tenant_id, l.actor_id, l.impersonator_id, \
     l.request_id, l.db_user, l.client_addr, l.application_name, l.txid, l.table_schema, \
-    l.table_name, l.operation, l.record_id, l.old_data, l.new_data, l.changed_columns";
+    l.table_name, l.operation, l.record_id, l.old_data, l.new_data, l.changed_columns, \
+    l.token_id, l.token_subject";
+/// The columns every entry's encoding has.
 const CANONICAL_COUNT: usize = 17;
 
 /// How each canonical column is printed.
@@ -198,8 +202,25 @@ impl Printers {
         Printers { functions, inet_text, utf8: server_is_utf8() }
     }
 
-    /// The canonical encoding of an entry whose 17 columns start at column `first` (0-based).
+    /// The canonical encoding of an entry whose 19 columns start at column `first` (0-based).
     fn encode(&mut self, out: &mut Vec<u8>, row: &Row, first: usize) {
+        self.encode_columns(out, row, first);
+        // The token's id and subject, both quoted, only when the entry has either (as
+        // safeguard._audit_canonical does).
+        let (token_id, token_subject) = (first + CANONICAL_COUNT, first + CANONICAL_COUNT + 1);
+        if !row.nulls[token_id] || !row.nulls[token_subject] {
+            for column in [token_id, token_subject] {
+                out.push(b',');
+                match row.bytes(column) {
+                    Some(text) if !self.utf8 => push_quoted(out, Some(&to_utf8(text))),
+                    value => push_quoted(out, value),
+                }
+            }
+        }
+    }
+
+    /// The 17 columns every entry's encoding has.
+    fn encode_columns(&mut self, out: &mut Vec<u8>, row: &Row, first: usize) {
         out.clear();
         let mut text = Vec::with_capacity(64);
         for (n, printed) in PRINTED.iter().enumerate() {

@@ -23,7 +23,7 @@ use std::ffi::CStr;
 
 /// The log's columns, in the order [`LogTable::insert`] fills them, with their types. A log with any other
 /// live column, or one of these with another type, is not written directly.
-const COLUMNS: [(&str, pg_sys::Oid); 17] = [
+const COLUMNS: [(&str, pg_sys::Oid); 19] = [
     ("id", pg_sys::UUIDOID),
     ("occurred_at", pg_sys::TIMESTAMPTZOID),
     ("tenant_id", pg_sys::UUIDOID),
@@ -41,7 +41,12 @@ const COLUMNS: [(&str, pg_sys::Oid); 17] = [
     ("old_data", pg_sys::JSONBOID),
     ("new_data", pg_sys::JSONBOID),
     ("changed_columns", pg_sys::NAMEARRAYOID),
+    ("token_id", pg_sys::TEXTOID),
+    ("token_subject", pg_sys::TEXTOID),
 ];
+
+/// The last columns of [`COLUMNS`], which a 0.1.0 log does not have.
+const TOKEN_COLUMNS: usize = 2;
 
 /// Columns the log declares NOT NULL; a NOT NULL on any other column sends writes through SPI,
 /// where the executor checks it.
@@ -63,6 +68,8 @@ pub(super) struct Context {
     actor: Option<pgrx::Uuid>,
     impersonator: Option<pgrx::Uuid>,
     request_id: Option<String>,
+    token_id: Option<String>,
+    token_subject: Option<String>,
     db_user: pg_sys::Datum,
     client_addr: Option<pg_sys::Datum>,
     application_name: pg_sys::Datum,
@@ -82,7 +89,10 @@ impl Context {
             } else {
                 CStr::from_ptr(pg_sys::application_name)
             };
+            let (token_id, token_subject) = crate::context::current_token();
             Self {
+                token_id,
+                token_subject,
                 actor: crate::context::current_actor(),
                 impersonator: crate::context::current_impersonator(),
                 request_id: crate::context::current_request_id(),
@@ -218,7 +228,9 @@ impl LogTable {
                 }
                 self.positions[k] = i;
             }
-            self.positions.iter().all(|&p| p != usize::MAX)
+            // The token columns (0.2.0) are absent while the library serves a 0.1.0 catalog
+            // (before ALTER EXTENSION ... UPDATE): written when present, left out otherwise.
+            self.positions[..COLUMNS.len() - TOKEN_COLUMNS].iter().all(|&p| p != usize::MAX)
         }
     }
 
@@ -252,10 +264,15 @@ impl LogTable {
             entry.old_data,
             entry.new_data,
             entry.changed_columns.as_deref().map(name_array),
+            context.token_id.as_deref().map(|t| text_datum(t.as_bytes())),
+            context.token_subject.as_deref().map(|t| text_datum(t.as_bytes())),
         ];
         let mut values = vec![pg_sys::Datum::from(0); self.natts];
         let mut nulls = vec![true; self.natts];
         for (k, datum) in datums.into_iter().enumerate() {
+            if self.positions[k] == usize::MAX {
+                continue; // a token column of a 0.1.0 log
+            }
             if let Some(datum) = datum {
                 values[self.positions[k]] = datum;
                 nulls[self.positions[k]] = false;

@@ -56,42 +56,78 @@ pgrx::extension_sql_file!(
 
 /// One log row per audited change. The row values arrive as `record` parameters and become JSON
 /// here, in one statement, so the server renders them exactly as `to_jsonb` does.
+/// (`TOKEN_COLUMNS` and its values are appended where the log has the token columns: see
+/// `log_has_token_columns`.)
 const INSERT_CHANGE: &str = "\
 INSERT INTO safeguard.audit_log
        (tenant_id, actor_id, impersonator_id, request_id, db_user, client_addr, application_name,
-        txid, table_schema, table_name, operation, record_id, old_data, new_data, changed_columns)
+        txid, table_schema, table_name, operation, record_id, old_data, new_data, changed_columns
+        TOKEN_COLUMNS)
 VALUES ($1, $2, $3, $4, $5, pg_catalog.inet_client_addr(),
         pg_catalog.current_setting('application_name'), pg_catalog.txid_current() + $15, $12, $13, $11,
         pg_catalog.to_jsonb($10) OPERATOR(pg_catalog.-) $9,
         pg_catalog.to_jsonb($6) OPERATOR(pg_catalog.-) $8,
-        pg_catalog.to_jsonb($7) OPERATOR(pg_catalog.-) $8, $14::name[])";
+        pg_catalog.to_jsonb($7) OPERATOR(pg_catalog.-) $8, $14::name[] TOKEN_VALUES)";
 
 const INSERT_READ: &str = "\
 INSERT INTO safeguard.audit_log
        (tenant_id, actor_id, impersonator_id, request_id, db_user, client_addr, application_name,
-        txid, table_schema, table_name, operation, record_id, new_data)
+        txid, table_schema, table_name, operation, record_id, new_data TOKEN_COLUMNS)
 VALUES ($1, $2, $3, $4, $5, pg_catalog.inet_client_addr(),
         pg_catalog.current_setting('application_name'), pg_catalog.txid_current() + $10, $6, $7, 'READ',
-        $8, CASE WHEN $9 IS NULL THEN NULL ELSE pg_catalog.jsonb_build_object('purpose', $9) END)";
+        $8, CASE WHEN $9 IS NULL THEN NULL ELSE pg_catalog.jsonb_build_object('purpose', $9) END TOKEN_VALUES)";
 
-/// The first five parameters of every log insert: tenant, actor, impersonator, request id and
-/// the database user, read here once per write (the same way for every kind of entry).
-fn context_params(tenant: Option<pgrx::Uuid>) -> [DatumWithOid<'static>; 5] {
+/// `sql` with the token columns and their parameters ($first and the next) when the log has them.
+fn with_token_columns(sql: &str, tokens: bool, first: usize) -> String {
+    if tokens {
+        sql.replace("TOKEN_COLUMNS", ", token_id, token_subject")
+            .replace("TOKEN_VALUES", &format!(", ${first}, ${}", first + 1))
+    } else {
+        sql.replace("TOKEN_COLUMNS", "").replace("TOKEN_VALUES", "")
+    }
+}
+
+/// Whether the log has the token columns of 0.2.0: not while the library serves a 0.1.0
+/// catalog (before ALTER EXTENSION ... UPDATE), whose inserts then leave them out.
+fn log_has_token_columns(client: &pgrx::spi::SpiClient<'_>) -> bool {
+    client
+        .select(
+            "SELECT count(*) = 2 FROM pg_catalog.pg_attribute
+              WHERE attrelid = 'safeguard.audit_log'::pg_catalog.regclass
+                AND attname IN ('token_id', 'token_subject') AND NOT attisdropped",
+            Some(1),
+            &[],
+        )
+        .ok()
+        .and_then(|rows| rows.first().get_one::<bool>().ok().flatten())
+        .unwrap_or(false)
+}
+
+/// The context parameters of every log insert: tenant, actor, impersonator, request id and the
+/// database user (the first five), the id and subject of the token that set the context (the
+/// last two), read here once per write (the same way for every kind of entry).
+fn context_params(tenant: Option<pgrx::Uuid>) -> ([DatumWithOid<'static>; 5], [DatumWithOid<'static>; 2]) {
     // SAFETY: a Uuid is a uuid datum.
     let uuid = |id: Option<pgrx::Uuid>| unsafe { DatumWithOid::new(id, pg_sys::UUIDOID) };
-    [
-        uuid(tenant),
-        uuid(crate::context::current_actor()),
-        uuid(crate::context::current_impersonator()),
-        text(crate::context::current_request_id()),
-        text(Some(current_user_name())),
-    ]
+    let (token_id, token_subject) = crate::context::current_token();
+    (
+        [
+            uuid(tenant),
+            uuid(crate::context::current_actor()),
+            uuid(crate::context::current_impersonator()),
+            text(crate::context::current_request_id()),
+            text(Some(current_user_name())),
+        ],
+        [text(token_id), text(token_subject)],
+    )
 }
 
 struct Writer {
     insert_change: OwnedPreparedStatement,
     /// The log's owner, as whom the log is written.
     log_owner: pg_sys::Oid,
+    /// Whether the log has the token columns (`log_has_token_columns`).
+    tokens: bool,
     /// Statement-trigger inserts, by table and the shape they were prepared for.
     statements: HashMap<StatementKey, OwnedPreparedStatement>,
 }
@@ -165,12 +201,15 @@ fn with_writer<R>(f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>, &mut Writer) -> 
                     pg_sys::TEXTOID,
                     pg_sys::TEXTARRAYOID,
                     pg_sys::INT8OID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTOID,
                 ]
                 .into_iter()
                 .map(PgOid::from)
                 .collect();
+                let tokens = log_has_token_columns(client);
                 let insert_change = client
-                    .prepare_mut(INSERT_CHANGE, &types)
+                    .prepare_mut(with_token_columns(INSERT_CHANGE, tokens, 16).as_str(), &types)
                     .unwrap_or_else(|e| pgrx::error!("pg_safeguard: preparing the audit insert failed: {e}"))
                     .keep();
                 let log_owner = client
@@ -182,7 +221,7 @@ fn with_writer<R>(f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>, &mut Writer) -> 
                     .ok()
                     .and_then(|table| table.first().get_one::<pg_sys::Oid>().ok().flatten())
                     .unwrap_or_else(|| pgrx::error!("pg_safeguard: safeguard.audit_log not found"));
-                *slot = Some(Writer { insert_change, log_owner, statements: HashMap::new() });
+                *slot = Some(Writer { insert_change, log_owner, tokens, statements: HashMap::new() });
             }
             let writer = slot.as_mut().expect("writer was just prepared");
             f(client, writer)
@@ -460,7 +499,7 @@ fn write_change(
     not_key: Vec<String>,
     changed_columns: Option<Vec<String>>,
 ) {
-    let [tenant, actor, impersonator, request, db_user] = context_params(tenant);
+    let ([tenant, actor, impersonator, request, db_user], [token_id, token_subject]) = context_params(tenant);
     let params = [
         tenant,
         actor,
@@ -478,6 +517,8 @@ fn write_change(
         // SAFETY: a Vec<String> is a text[] datum.
         unsafe { DatumWithOid::new(changed_columns, PgBuiltInOids::TEXTARRAYOID.value()) },
         era::txid_offset().into(),
+        token_id,
+        token_subject,
     ];
     with_writer(|client, writer| {
         let _as_owner = AsUser::switch_to(writer.log_owner);
@@ -549,7 +590,7 @@ fn _audit_statement<'a>(
         args: raw_args,
         columns,
     };
-    let [tenant, actor, impersonator, request, db_user] =
+    let ([tenant, actor, impersonator, request, db_user], [token_id, token_subject]) =
         context_params(crate::context::current_tenant());
     let params = [
         tenant,
@@ -562,16 +603,19 @@ fn _audit_statement<'a>(
         text_array(args.excluded.clone()),
         text_array(args.primary_key.clone()),
         era::txid_offset().into(),
+        token_id,
+        token_subject,
     ];
     with_writer(|client, writer| {
         // SAFETY: this is a trigger call: its TriggerData is valid for the whole call. It makes
         // the transition table visible to the statements of this SPI connection.
         unsafe { pg_sys::SPI_register_trigger_data(std::ptr::from_ref(data).cast_mut()) };
         let log_owner = writer.log_owner;
+        let tokens = writer.tokens;
         let prepared = match writer.statements.entry(key) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let sql = insert_log_rows(rows, args.tenant_column.as_deref(), &args.primary_key);
+                let sql = insert_log_rows(rows, args.tenant_column.as_deref(), &args.primary_key, tokens);
                 let types: Vec<PgOid> = [
                     pg_sys::UUIDOID,
                     pg_sys::UUIDOID,
@@ -583,6 +627,8 @@ fn _audit_statement<'a>(
                     pg_sys::TEXTARRAYOID,
                     pg_sys::TEXTARRAYOID,
                     pg_sys::INT8OID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTOID,
                 ]
                 .into_iter()
                 .map(PgOid::from)
@@ -761,7 +807,7 @@ fn audit_read(tbl: PgRelation, record_id: pgrx::JsonB, purpose: default!(Option<
         .with_hint("Only a role that may read the table can record a read of it.")
         .report();
     }
-    let [tenant, actor, impersonator, request, db_user] =
+    let ([tenant, actor, impersonator, request, db_user], [token_id, token_subject]) =
         context_params(crate::context::current_tenant());
     let params = [
         tenant,
@@ -775,11 +821,13 @@ fn audit_read(tbl: PgRelation, record_id: pgrx::JsonB, purpose: default!(Option<
         unsafe { DatumWithOid::new(record_id, PgBuiltInOids::JSONBOID.value()) },
         text(purpose.map(str::to_owned)),
         era::txid_offset().into(),
+        token_id,
+        token_subject,
     ];
     with_writer(|client, writer| {
         let _as_owner = AsUser::switch_to(writer.log_owner);
         client
-            .update(INSERT_READ, None, &params)
+            .update(with_token_columns(INSERT_READ, writer.tokens, 11).as_str(), None, &params)
             .unwrap_or_else(|e| pgrx::error!("pg_safeguard: writing the audit log failed: {e}"));
     });
 }

@@ -9,7 +9,8 @@
 //!
 //! Parameters: $1 tenant (used when the table has no tenant column), $2 actor, $3 impersonator,
 //! $4 request id, $5 database user, $6 schema, $7 table, $8 excluded columns (text[]),
-//! $9 primary-key column names (text[]), $10 the cluster's offset to txid_current() (`era`).
+//! $9 primary-key column names (text[]), $10 the cluster's offset to txid_current() (`era`),
+//! $11 and $12 the id and subject of the token that set the context.
 //! The session facts (client address, application name,
 //! transaction id) are computed once per statement by a sub-select, not once per row.
 
@@ -33,6 +34,7 @@ pub fn insert_log_rows(
     rows: RowsOf,
     tenant_column: Option<&str>,
     primary_key: &[String],
+    tokens: bool,
 ) -> String {
     let (operation, data_column, transition) = match rows {
         RowsOf::Inserted => ("INSERT", "new_data", NEW_TABLE),
@@ -53,12 +55,14 @@ pub fn insert_log_rows(
             .collect();
         format!("pg_catalog.jsonb_build_object({})", pairs.join(", "))
     };
+    // The token columns where the log has them (not a 0.1.0 log: see audit::log_has_token_columns).
+    let (token_columns, token_values) = if tokens { (", token_id, token_subject", ", $11, $12") } else { ("", "") };
     format!(
         "INSERT INTO safeguard.audit_log \
            (tenant_id, actor_id, impersonator_id, request_id, db_user, client_addr, application_name, \
-            txid, table_schema, table_name, operation, record_id, {data_column}) \
+            txid, table_schema, table_name, operation, record_id, {data_column}{token_columns}) \
          SELECT {tenant}, $2, $3, $4, $5, s.client_addr, s.application_name, s.txid, $6, $7, \
-                '{operation}', {record_id}, pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) $8 \
+                '{operation}', {record_id}, pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) $8{token_values} \
            FROM (SELECT pg_catalog.inet_client_addr() AS client_addr, \
                         pg_catalog.current_setting('application_name') AS application_name, \
                         pg_catalog.txid_current() + $10 AS txid) AS s, \
@@ -85,8 +89,11 @@ mod tests {
             RowsOf::Inserted,
             Some("org id"),
             &["a".into(), "b\"".into()],
+            true,
         );
         assert!(sql.contains("SELECT t.\"org id\", $2"), "{sql}");
+        assert!(!sql.contains("old_data") && sql.contains("new_data, token_id, token_subject)"), "{sql}");
+        assert!(sql.contains("OPERATOR(pg_catalog.-) $8, $11, $12 "), "{sql}");
         assert!(
             sql.contains("pg_catalog.jsonb_build_object($9[1], t.\"a\", $9[2], t.\"b\"\"\")"),
             "{sql}"
@@ -101,8 +108,9 @@ mod tests {
 
     #[test]
     fn deleted_rows_without_key_or_tenant_column() {
-        let sql = insert_log_rows(RowsOf::Deleted, None, &[]);
+        let sql = insert_log_rows(RowsOf::Deleted, None, &[], false);
         assert!(sql.contains("SELECT $1, $2"), "{sql}");
+        assert!(!sql.contains("token_id") && !sql.contains("$11"), "a 0.1.0 log has no token columns: {sql}");
         assert!(
             sql.contains("'DELETE', pg_catalog.to_jsonb(t), pg_catalog.to_jsonb(t)"),
             "{sql}"

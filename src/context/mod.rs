@@ -150,6 +150,7 @@ fn set_context(
     if crate::token::verified_context_required() {
         crate::token::refuse_unverified("safeguard.set_context()").report();
     }
+    crate::token::forget_transaction_token();
     write_context(tenant_id, actor_id, impersonator_id, request_id, None);
 }
 
@@ -269,6 +270,26 @@ fn passed_on_checked() -> Option<proof::Context> {
         }
     }
     Some(context)
+}
+
+/// The id (`jti`) and subject (`sub`) of the token that set the current context, for the audit
+/// log: this transaction's set_context_from_token() while the context is still the one it set
+/// (a later set_context(), or a rolled-back savepoint, leaves another), or on a Citus worker the
+/// token the sealed context says set it. (None, None) when no token did.
+pub(crate) fn current_token() -> (Option<String>, Option<String>) {
+    let non_empty = |text: Vec<u8>| (!text.is_empty()).then(|| String::from_utf8_lossy(&text).into_owned());
+    if let Some(token) = crate::token::of_transaction() {
+        let tenant = read_id("tenant", gucs::name_in(&gucs::TENANT_SETTING));
+        let actor = read_id("actor", gucs::name_in(&gucs::ACTOR_SETTING));
+        if tenant.map(|id| *id.as_bytes()) == token.tenant && actor.map(|id| *id.as_bytes()) == token.actor {
+            return (token.token_id.clone(), token.subject.clone());
+        }
+        return (None, None);
+    }
+    match passed_on().and_then(|context| context.verified) {
+        Some(verified) => (non_empty(verified.token_id), non_empty(verified.subject)),
+        None => (None, None),
+    }
 }
 
 /// The tenant of the current transaction, or NULL when none is set.

@@ -264,6 +264,11 @@ fn set_context_from_token(token: Option<&str>, request_id: default!(Option<&str>
     OF_TRANSACTION.with_borrow_mut(|of_transaction| *of_transaction = Some(context));
 }
 
+/// set_context() replaces a context a token set: the token no longer speaks for it.
+pub fn forget_transaction_token() {
+    OF_TRANSACTION.with_borrow_mut(|of_transaction| *of_transaction = None);
+}
+
 /// The token context of the current transaction, for the audit trigger and tests: (token id,
 /// subject, expiry) or nothing.
 pub fn of_transaction() -> Option<Rc<TokenContext>> {

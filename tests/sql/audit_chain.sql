@@ -21,6 +21,10 @@ COMMIT;
 INSERT INTO safeguard.audit_log (occurred_at, db_user, client_addr, txid, table_schema, table_name, operation, record_id)
 VALUES ('1969-12-31 23:59:59.5+00', current_user, '10.1.2.3/24', txid_current(), 'public', 'odd, table', 'INSERT', '{"id": 2}'),
        ('2026-11-30 12:00:00.000001+00', current_user, '::1', txid_current(), 'public', 'odd, table', 'DELETE', '{"id": 3}');
+-- And entries that record the token that set their context (0.2.0): both columns, or one.
+INSERT INTO safeguard.audit_log (db_user, txid, table_schema, table_name, operation, record_id, token_id, token_subject)
+VALUES (current_user, txid_current(), 'public', 'odd, table', 'UPDATE', '{"id": 4}', E'jti \\ it''s, "ünï" ✓', 'sub|1'),
+       (current_user, txid_current(), 'public', 'odd, table', 'UPDATE', '{"id": 5}', NULL, 'only a subject');
 
 -- (Entries of earlier test files in this database are sealed too.)
 SELECT safeguard.audit_seal() >= 241 AS sealed;

@@ -342,3 +342,45 @@ def test_generated_tokens_never_crash(keys):
         counts = dict(conn.execute("SELECT sqlstate, count(*) FROM outcomes GROUP BY 1").fetchall())
     assert sum(counts.values()) == len(tokens) >= 99_000
     assert counts == {"28000": len(tokens)}, counts
+
+
+def test_the_audit_log_records_the_token(keys):
+    """Entries written under a token's context carry its jti and sub, sealed into the hash
+    chain: an edit of them is reported. A context set afterwards by set_context() (a role not
+    required to use tokens) no longer carries the token. Going back to 0.1.0, whose log has no
+    such columns, is refused while entries hold them."""
+    admin("DROP TABLE IF EXISTS prescriptions",
+          "CREATE TABLE prescriptions (id int PRIMARY KEY, tenant_id uuid NOT NULL, drug text)",
+          "SELECT safeguard.isolate('prescriptions')",
+          "SELECT safeguard.enable_audit('prescriptions')",
+          "GRANT SELECT, INSERT, UPDATE ON prescriptions TO sg_tok_app, sg_tok_legacy")
+    with connect("sg_tok_app") as conn:
+        with conn.transaction():
+            conn.execute("SELECT safeguard.set_context_from_token(%s, 'req-audit')", (keys.token(jti="login-77"),))
+            conn.execute(f"INSERT INTO prescriptions VALUES (1, '{TENANT_A}', 'amoxicillin'), (2, '{TENANT_A}', 'ibuprofen')")
+            conn.execute("UPDATE prescriptions SET drug = 'Amoxicillin' WHERE id = 1")
+    with connect("sg_tok_legacy") as conn:
+        with conn.transaction():
+            conn.execute("SELECT safeguard.set_context_from_token(%s)", (keys.token(jti="login-78"),))
+            conn.execute(f"SELECT safeguard.set_context('{TENANT_A}')")
+            conn.execute(f"INSERT INTO prescriptions VALUES (3, '{TENANT_A}', 'metformin')")
+    with connect() as conn:
+        rows = conn.execute("SELECT operation, record_id->>'id', token_id, token_subject, request_id"
+                            " FROM safeguard.audit_log WHERE table_name = 'prescriptions' ORDER BY id").fetchall()
+        assert rows == [("INSERT", "1", "login-77", ACTOR, "req-audit"), ("INSERT", "2", "login-77", ACTOR, "req-audit"),
+                        ("UPDATE", "1", "login-77", ACTOR, "req-audit"), ("INSERT", "3", None, None, None)], rows
+        assert conn.execute("SELECT safeguard.audit_seal() > 0").fetchone()[0]
+        assert conn.execute("SELECT ok FROM safeguard.audit_verify()").fetchone()[0]
+        conn.execute("ALTER TABLE safeguard.audit_log DISABLE TRIGGER sg_audit_guard")
+        try:
+            conn.execute("UPDATE safeguard.audit_log SET token_subject = 'someone else' WHERE token_id = 'login-77'"
+                         " AND operation = 'UPDATE'")
+            ok, detail = conn.execute("SELECT ok, detail FROM safeguard.audit_verify()").fetchone()
+            assert not ok and "modified" in detail, detail
+            conn.execute(f"UPDATE safeguard.audit_log SET token_subject = '{ACTOR}' WHERE token_id = 'login-77'")
+        finally:
+            conn.execute("ALTER TABLE safeguard.audit_log ENABLE ALWAYS TRIGGER sg_audit_guard")
+        assert conn.execute("SELECT ok FROM safeguard.audit_verify()").fetchone()[0]
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute("ALTER EXTENSION pg_safeguard UPDATE TO '0.1.0'")
+        assert caught.value.sqlstate == "55000" and "token" in str(caught.value), str(caught.value)
