@@ -42,6 +42,21 @@ SELECT safeguard.set_context_from_token(:'token_c1');
 SELECT id, reason FROM referrals ORDER BY id;
 SELECT reason FROM referrals WHERE tenant_id = '00000000-0000-4000-8000-0000000000c1' AND id = 2;
 COMMIT;
+RESET ROLE;
+-- Its writes are logged on the workers with the token's id and subject, from the sealed context.
+SELECT safeguard.enable_audit('referrals');
+GRANT INSERT ON referrals TO portal_app;
+SET ROLE portal_app;
+BEGIN;
+SELECT safeguard.set_context_from_token(:'token_c1', 'req-portal');
+INSERT INTO referrals VALUES ('00000000-0000-4000-8000-0000000000c1', 3, 'neurology');
+COMMIT;
+RESET ROLE;
+SELECT operation, table_name, tenant_id, request_id, token_id, token_subject
+  FROM safeguard.cluster_audit_log(tbl => 'referrals');
+SELECT sum(result::int) AS entries_on_workers FROM run_command_on_workers(
+    $$SELECT count(*) FROM safeguard.audit_log WHERE token_id = 'login-c1'$$);
+SET ROLE portal_app;
 -- set_context() is refused to it.
 SELECT safeguard.set_context('00000000-0000-4000-8000-0000000000c2');
 RESET ROLE;
