@@ -92,6 +92,11 @@ pub struct TokenSettings {
     pub request_id_claim: String,
 }
 
+/// `safeguard.jwt_leeway`, alone: read by every check of a passed-on context's expiry.
+pub fn jwt_leeway() -> i64 {
+    i64::from(JWT_LEEWAY.get())
+}
+
 pub fn token_settings() -> TokenSettings {
     TokenSettings {
         keys_file: text_of(&JWT_KEYS_FILE),

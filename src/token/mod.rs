@@ -311,10 +311,15 @@ pub fn verified_context_required() -> bool {
 }
 
 fn ask_registry(user: pg_sys::Oid, session_user: pg_sys::Oid) -> bool {
-    // SAFETY: reads the role's superuser flag.
-    if unsafe { pg_sys::superuser_arg(user) } {
+    // Both identities are asked about, each unless it is a superuser (a member of every role):
+    // a required role's session stays required inside a SECURITY DEFINER function, and a
+    // superuser's session that SET ROLEs to a required role is required.
+    // SAFETY: reads the roles' superuser flags.
+    let askable: Vec<pg_sys::Oid> =
+        [user, session_user].into_iter().filter(|&role| !unsafe { pg_sys::superuser_arg(role) }).collect();
+    let (Some(&first), Some(&second)) = (askable.first(), askable.last()) else {
         return false;
-    }
+    };
     Spi::connect(|client| {
         // On a Citus node, where safeguard.citus_setup() made the registry a reference table, its
         // local copy: the question is asked inside queries on shards too, where Citus refuses a
@@ -351,7 +356,7 @@ fn ask_registry(user: pg_sys::Oid, session_user: pg_sys::Oid) -> bool {
                                         OR pg_catalog.pg_has_role($2, r.oid, 'MEMBER'))"
                 ),
                 Some(1),
-                &[user.into(), session_user.into()],
+                &[first.into(), second.into()],
             )
             .unwrap_or_else(|e| pgrx::error!("pg_safeguard: reading safeguard.verified_context_roles failed: {e}"))
             .first()
@@ -364,7 +369,7 @@ fn ask_registry(user: pg_sys::Oid, session_user: pg_sys::Oid) -> bool {
 
 /// Whether a token with this expiry (seconds since the epoch) has expired, with the leeway.
 pub fn expired(expires_at: i64) -> bool {
-    now_seconds() >= expires_at.saturating_add(gucs::token_settings().leeway)
+    now_seconds() >= expires_at.saturating_add(gucs::jwt_leeway())
 }
 
 /// The error of a context passed on by a Citus coordinator whose token has expired since.

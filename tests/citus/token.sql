@@ -65,7 +65,7 @@ RESET ROLE;
 -- workers is visible (here simply read back).
 SET ROLE support_tool;
 BEGIN;
-SELECT safeguard.set_context('00000000-0000-4000-8000-0000000000c2') IS NULL AS context_set;
+SELECT safeguard.set_context('00000000-0000-4000-8000-0000000000c2') IS NOT NULL AS context_set;
 SELECT count(*) AS c2_rows FROM referrals;
 SELECT current_setting('safeguard.context_proof') AS seen_proof \gset
 COMMIT;
@@ -80,7 +80,7 @@ ROLLBACK;
 -- A token that expired 45 s ago passes the coordinator's 60 s leeway, but its sealed context
 -- is refused by the workers' 30 s.
 BEGIN;
-SELECT safeguard.set_context_from_token(:'token_expired_on_workers') IS NULL AS accepted_here;
+SELECT safeguard.set_context_from_token(:'token_expired_on_workers') IS NOT NULL AS accepted_here;
 SELECT count(*) FROM referrals;
 ROLLBACK;
 RESET ROLE;

@@ -238,6 +238,27 @@ def test_a_required_role_has_no_other_way(keys):
         reload_settings()
 
 
+def test_the_requirement_follows_the_session_and_the_role(keys):
+    """A superuser's session that SET ROLEs to a role not required keeps set_context(); one that
+    SET ROLEs to the required role is refused; a required session stays required inside a
+    SECURITY DEFINER function owned by a superuser."""
+    admin("CREATE OR REPLACE FUNCTION public.definer_sets_context(t uuid) RETURNS void"
+          " LANGUAGE sql SECURITY DEFINER AS $$ SELECT safeguard.set_context(t) $$",
+          "GRANT EXECUTE ON FUNCTION public.definer_sets_context(uuid) TO sg_tok_app")
+    with connect() as conn:
+        conn.execute("SET ROLE sg_tok_legacy")
+        conn.execute(f"SELECT safeguard.set_context('{TENANT_B}')")
+        conn.execute("RESET ROLE")
+        conn.execute("SET ROLE sg_tok_app")
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute(f"SELECT safeguard.set_context('{TENANT_B}')")
+        assert caught.value.sqlstate == "42501"
+    with connect("sg_tok_app") as conn:
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute(f"SELECT public.definer_sets_context('{TENANT_B}')")
+        assert caught.value.sqlstate == "42501", str(caught.value)
+
+
 def test_roles_not_required_keep_set_context(keys):
     with connect("sg_tok_legacy") as conn:
         with conn.transaction():
