@@ -14,6 +14,12 @@ as_run_user sh -c 'umask 077 && cd "$1" && echo "not a key" > not-a-key && print
 as_run_user sh -c 'umask 077 && perl -e "print pack(q(H*), <STDIN>)" < "$1" | base64 > "$2/master.b64"' \
     sh "$MASTER_KEY_FILE" "$keys_dir"
 
+# The master key settings the tests change with ALTER SYSTEM, back to the cluster's own (a run
+# stopped half-way may have left them changed).
+"${PSQL[@]}" -q -c "LOAD 'pg_safeguard'" -c "ALTER SYSTEM RESET safeguard.master_key_file" \
+    -c "ALTER SYSTEM RESET safeguard.master_key_command" -c "ALTER SYSTEM RESET safeguard.master_key_command_timeout" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+
 mapfile -t tests < <(cd "$ROOT/tests/sql" && ls -1 ./*.sql | sed 's|^\./||; s|\.sql$||' | sort)
 say "golden SQL tests: ${tests[*]}"
 outdir="$ROOT/target/regress-pg$PG_MAJOR"

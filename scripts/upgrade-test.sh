@@ -24,14 +24,16 @@ PSQL_Q=("$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1)
 # The extension's member objects as pg_dump --binary-upgrade prints them, without OIDs and
 # without the slots of dropped columns: going back to 0.1.0 drops the audit log's token columns,
 # whose places PostgreSQL keeps in the table (pg_dump --binary-upgrade recreates them as dummy
-# columns, dropped again); they hold nothing and no query sees them.
+# columns, dropped again, in a form that differs between majors); they hold nothing and no
+# query sees them.
 members() {
     "$PG_BINDIR/pg_dump" --schema-only --binary-upgrade --no-owner -d "$1" \
         | grep -v -e 'binary_upgrade_set_next_' -e 'binary_upgrade_create_empty_extension' \
                   -e 'relfrozenxid' -e "^WHERE oid = '[0-9]*';$" \
                   -e '^\\restrict' -e '^\\unrestrict' -e '^--' -e '^$' \
         | perl -0pe 's/,\n\s*"\.+pg\.dropped\.\d+\.+" INTEGER \/\* dummy \*\///g;
-                    s/UPDATE pg_catalog\.pg_attribute\nSET [^\n]*\nWHERE attname = \x27\.+pg\.dropped\.\d+\.+\x27\n[^\n]*\nALTER TABLE ONLY [^\n]* DROP COLUMN "\.+pg\.dropped\.\d+\.+";\n//g'
+                    s/UPDATE pg_catalog\.pg_attribute\n[^;]*pg\.dropped[^;]*;\n//g;
+                    s/ALTER TABLE ONLY [^\n]* DROP COLUMN "\.+pg\.dropped\.\d+\.+";\n//g'
 }
 
 # same_catalog VERSION HOW...: a fresh install of VERSION, and one made by the statements HOW

@@ -123,3 +123,74 @@ pub fn check(claims: &Map<String, Value>, policy: &Policy, now: i64) -> Result<T
         subject: text(claims, "sub")?.map(str::to_owned),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TENANT: &str = "00000000-0000-4000-8000-00000000000a";
+
+    fn policy() -> Policy {
+        Policy {
+            issuer: "https://id.test/".into(),
+            audience: "api".into(),
+            leeway: 30,
+            tenant_claim: "tenant_id".into(),
+            actor_claim: "sub".into(),
+            impersonator_claim: "act.sub".into(),
+            request_id_claim: "jti".into(),
+        }
+    }
+
+    fn claims(extra: Value) -> Map<String, Value> {
+        let mut claims = json!({"iss": "https://id.test/", "aud": "api", "exp": 1_000, "tenant_id": TENANT});
+        for (key, value) in extra.as_object().expect("an object") {
+            if value.is_null() {
+                claims.as_object_mut().unwrap().remove(key);
+            } else {
+                claims[key] = value.clone();
+            }
+        }
+        claims.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_valid_token_gives_its_context() {
+        let context = check(
+            &claims(json!({"sub": TENANT, "act": {"sub": TENANT}, "jti": "j-1", "nbf": 900})),
+            &policy(),
+            950,
+        )
+        .unwrap();
+        assert_eq!(context.tenant, Some([0, 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 0x0a]));
+        assert_eq!(context.actor, context.tenant);
+        assert_eq!(context.impersonator, context.tenant);
+        assert_eq!((context.request_id.as_deref(), context.token_id.as_deref()), (Some("j-1"), Some("j-1")));
+        assert_eq!(context.expires_at, 1_000);
+    }
+
+    #[test]
+    fn time_is_checked_with_the_leeway() {
+        assert!(check(&claims(json!({})), &policy(), 1_029).is_ok());
+        assert_eq!(check(&claims(json!({})), &policy(), 1_030), Err(BadClaims::Expired));
+        assert_eq!(check(&claims(json!({"nbf": 2_000})), &policy(), 1_000 - 100), Err(BadClaims::NotYetValid));
+        assert!(check(&claims(json!({"exp": 5_000, "nbf": 1_020})), &policy(), 1_000).is_ok());
+        assert_eq!(check(&claims(json!({"exp": null})), &policy(), 0), Err(BadClaims::Missing("exp".into())));
+        assert_eq!(check(&claims(json!({"exp": "soon"})), &policy(), 0), Err(BadClaims::Malformed("exp".into())));
+        assert_eq!(check(&claims(json!({"exp": 1e300})), &policy(), 0), Err(BadClaims::Malformed("exp".into())));
+    }
+
+    #[test]
+    fn issuer_audience_and_claims_must_match() {
+        assert_eq!(check(&claims(json!({"iss": "https://evil.test/"})), &policy(), 0), Err(BadClaims::WrongIssuer));
+        assert_eq!(check(&claims(json!({"iss": 7})), &policy(), 0), Err(BadClaims::Malformed("iss".into())));
+        assert_eq!(check(&claims(json!({"aud": ["x", "y"]})), &policy(), 0), Err(BadClaims::WrongAudience));
+        assert!(check(&claims(json!({"aud": ["x", "api"]})), &policy(), 0).is_ok());
+        assert_eq!(check(&claims(json!({"aud": null})), &policy(), 0), Err(BadClaims::WrongAudience));
+        assert_eq!(check(&claims(json!({"tenant_id": null})), &policy(), 0), Err(BadClaims::Missing("tenant_id".into())));
+        assert_eq!(check(&claims(json!({"tenant_id": "clinic-a"})), &policy(), 0), Err(BadClaims::Malformed("tenant_id".into())));
+        assert_eq!(check(&claims(json!({"sub": "auth0|1"})), &policy(), 0), Err(BadClaims::Malformed("sub".into())));
+        assert_eq!(check(&claims(json!({"act": "x"})), &policy(), 0).map(|c| c.impersonator), Ok(None));
+    }
+}

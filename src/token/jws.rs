@@ -261,3 +261,95 @@ pub fn verify(token: &[u8], keys: &KeySet, allowed: &[Algorithm]) -> Result<Veri
         .ok_or(Rejected::Malformed("payload"))?;
     Ok(Verified { claims })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::Signer;
+    use proptest::prelude::*;
+
+    fn signing_key() -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+    }
+
+    fn key_set() -> KeySet {
+        let x = URL_SAFE_NO_PAD.encode(signing_key().verifying_key().as_bytes());
+        KeySet::parse(format!(r#"{{"keys": [{{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "{x}"}}]}}"#).as_bytes())
+            .expect("a valid key set")
+    }
+
+    fn token(header: &str, claims: &str) -> String {
+        let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+        let signature = signing_key().sign(signing_input.as_bytes());
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_every_edit_is_refused() {
+        let good = token(r#"{"alg":"EdDSA","kid":"k1"}"#, r#"{"sub":"x"}"#);
+        let verified = verify(good.as_bytes(), &key_set(), &Algorithm::ALL).unwrap();
+        assert_eq!(verified.claims["sub"], "x");
+        let (signing_input, _) = good.rsplit_once('.').unwrap();
+        let forged = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode([0u8; 64]));
+        assert_eq!(verify(forged.as_bytes(), &key_set(), &Algorithm::ALL).err(), Some(Rejected::BadSignature));
+        assert_eq!(verify(good.as_bytes(), &key_set(), &[Algorithm::ES256]).err(), Some(Rejected::AlgorithmRefused("EdDSA".into())));
+        let other_kid = token(r#"{"alg":"EdDSA","kid":"k2"}"#, "{}");
+        assert_eq!(verify(other_kid.as_bytes(), &key_set(), &Algorithm::ALL).err(), Some(Rejected::UnknownKey));
+        let no_kid = token(r#"{"alg":"EdDSA"}"#, r#"{"a":1}"#);
+        assert!(verify(no_kid.as_bytes(), &key_set(), &Algorithm::ALL).is_ok());
+        for alg in ["none", "HS256", "ES512", ""] {
+            let confused = token(&format!(r#"{{"alg":"{alg}","kid":"k1"}}"#), "{}");
+            assert!(matches!(verify(confused.as_bytes(), &key_set(), &Algorithm::ALL), Err(Rejected::AlgorithmRefused(_))), "{alg}");
+        }
+        let critical = token(r#"{"alg":"EdDSA","kid":"k1","crit":["x"]}"#, "{}");
+        assert_eq!(verify(critical.as_bytes(), &key_set(), &Algorithm::ALL).err(), Some(Rejected::CriticalHeader));
+        let long = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(verify(long.as_bytes(), &key_set(), &Algorithm::ALL).err(), Some(Rejected::TooLong));
+        // The claims must be a JSON object, checked after the signature.
+        let array = token(r#"{"alg":"EdDSA","kid":"k1"}"#, "[1]");
+        assert_eq!(verify(array.as_bytes(), &key_set(), &Algorithm::ALL).err(), Some(Rejected::Malformed("payload")));
+    }
+
+    #[test]
+    fn a_key_set_with_any_unusable_key_is_refused() {
+        for (json, why) in [
+            (r#"{"keys": []}"#, "empty"),
+            (r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#, "secret"),
+            (r#"{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AAAA", "d": "AAAA"}]}"#, "private"),
+            (r#"{"keys": [{"kty": "OKP", "crv": "X25519", "x": "AAAA"}]}"#, "Ed25519"),
+            (r#"{"keys": [{"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}]}"#, "P-256"),
+            (r#"{"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}"#, "RSA"),
+            (r#"{"keys": [{"kty": "OKP", "crv": "Ed25519", "use": "enc", "x": "AAAA"}]}"#, "sig"),
+            (r#"not json"#, "JSON"),
+        ] {
+            let error = KeySet::parse(json.as_bytes()).err().unwrap_or_else(|| panic!("accepted: {json}"));
+            assert!(error.0.contains(why), "{json}: {}", error.0);
+        }
+        // A small-order Ed25519 point (the identity) is refused.
+        let identity = URL_SAFE_NO_PAD.encode({
+            let mut point = [0u8; 32];
+            point[0] = 1;
+            point
+        });
+        let weak = format!(r#"{{"keys": [{{"kty": "OKP", "crv": "Ed25519", "x": "{identity}"}}]}}"#);
+        assert!(KeySet::parse(weak.as_bytes()).is_err());
+        // A kid used twice.
+        let x = URL_SAFE_NO_PAD.encode(signing_key().verifying_key().as_bytes());
+        let twice = format!(
+            r#"{{"keys": [{{"kty": "OKP", "crv": "Ed25519", "kid": "a", "x": "{x}"}}, {{"kty": "OKP", "crv": "Ed25519", "kid": "a", "x": "{x}"}}]}}"#
+        );
+        assert!(KeySet::parse(twice.as_bytes()).err().expect("refused").0.contains("twice"));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_input_never_panics(token in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = verify(&token, &key_set(), &Algorithm::ALL);
+        }
+
+        #[test]
+        fn arbitrary_key_sets_never_panic(json in "\\PC{0,300}") {
+            let _ = KeySet::parse(json.as_bytes());
+        }
+    }
+}
