@@ -1042,45 +1042,38 @@ SET search_path = pg_catalog, pg_temp
 SET client_min_messages = warning
 AS $$
 DECLARE
+    made text;
     unsafe_triggers text;
     grant_command text;
     granted int := 0;
 BEGIN
     PERFORM safeguard._require_citus_coordinator('safeguard.citus_setup()');
 
-    -- Keys wherever encryption and decryption run: the key table becomes a reference table,
-    -- one copy on every node, changed on all of them in the coordinator's transaction.
-    step := 'safeguard.key_store';
-    IF EXISTS (SELECT 1 FROM pg_dist_partition p WHERE p.logicalrelid = 'safeguard.key_store'::regclass) THEN
-        result := 'already a reference table';
-    ELSE
-        -- Citus refuses tables with triggers unless told otherwise; the key table's one trigger
-        -- only drops the node's cached keys, which is what every copy needs.
-        unsafe_triggers := current_setting('citus.enable_unsafe_triggers');
-        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-        PERFORM create_reference_table('safeguard.key_store');
-        PERFORM set_config('citus.enable_unsafe_triggers', unsafe_triggers, true);
-        -- The coordinator's own rows were copied to the reference table; drop the local ones.
-        PERFORM truncate_local_data_after_distributing_table('safeguard.key_store');
-        result := 'made a reference table: every node reads the same keys';
-    END IF;
-    RETURN NEXT;
-
-    -- The roles required to take their context from a verified token, known on every node: a
-    -- worker checks the context passed on to it against them (docs/tenancy.md).
-    step := 'safeguard.verified_context_roles';
-    IF EXISTS (SELECT 1 FROM pg_dist_partition p WHERE p.logicalrelid = 'safeguard.verified_context_roles'::regclass) THEN
-        result := 'already a reference table';
-    ELSE
-        -- Its one trigger makes each node's backends read it again after a change.
-        unsafe_triggers := current_setting('citus.enable_unsafe_triggers');
-        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-        PERFORM create_reference_table('safeguard.verified_context_roles');
-        PERFORM set_config('citus.enable_unsafe_triggers', unsafe_triggers, true);
-        PERFORM truncate_local_data_after_distributing_table('safeguard.verified_context_roles');
-        result := 'made a reference table: every node knows which roles must use tokens';
-    END IF;
-    RETURN NEXT;
+    -- Tables every node needs the same rows of become reference tables, one copy on every node,
+    -- changed on all of them in the coordinator's transaction: the keys, wherever encryption and
+    -- decryption run; the roles required to take their context from a verified token, against
+    -- which a worker checks the context passed on to it (docs/tenancy.md).
+    FOR step, made IN
+        SELECT * FROM (VALUES ('safeguard.key_store', 'made a reference table: every node reads the same keys'),
+                              ('safeguard.verified_context_roles',
+                               'made a reference table: every node knows which roles must use tokens')) t
+    LOOP
+        IF EXISTS (SELECT 1 FROM pg_dist_partition p WHERE p.logicalrelid = step::regclass) THEN
+            result := 'already a reference table';
+        ELSE
+            -- Citus refuses tables with triggers unless told otherwise; each of these has one,
+            -- which only makes the node's backends read the table again after a change: what
+            -- every copy needs.
+            unsafe_triggers := current_setting('citus.enable_unsafe_triggers');
+            PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+            PERFORM create_reference_table(step::regclass);
+            PERFORM set_config('citus.enable_unsafe_triggers', unsafe_triggers, true);
+            -- The coordinator's own rows were copied to the reference table; drop the local ones.
+            PERFORM truncate_local_data_after_distributing_table(step::regclass);
+            result := made;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
 
     -- Who may decrypt here may decrypt on every worker: each grant on safeguard.decrypt() sent
     -- as it is (a role may hold one of the three functions and not the others).

@@ -79,17 +79,12 @@ fn text_of(setting: &GucSetting<Option<CString>>) -> String {
     setting.get().map(|value| value.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-/// The token settings, read together (src/token).
+/// The token settings, read together (src/token): the key set, the allow-list, and what a
+/// token must be (`claims::Policy`).
 pub struct TokenSettings {
     pub keys_file: String,
     pub algorithms: String,
-    pub issuer: String,
-    pub audience: String,
-    pub leeway: i64,
-    pub tenant_claim: String,
-    pub actor_claim: String,
-    pub impersonator_claim: String,
-    pub request_id_claim: String,
+    pub policy: crate::token::claims::Policy,
 }
 
 /// `safeguard.jwt_leeway`, alone: read by every check of a passed-on context's expiry.
@@ -101,15 +96,18 @@ pub fn token_settings() -> TokenSettings {
     TokenSettings {
         keys_file: text_of(&JWT_KEYS_FILE),
         algorithms: text_of(&JWT_ALGORITHMS),
-        issuer: text_of(&JWT_ISSUER),
-        audience: text_of(&JWT_AUDIENCE),
-        leeway: i64::from(JWT_LEEWAY.get()),
-        tenant_claim: text_of(&JWT_TENANT_CLAIM),
-        actor_claim: text_of(&JWT_ACTOR_CLAIM),
-        impersonator_claim: text_of(&JWT_IMPERSONATOR_CLAIM),
-        request_id_claim: text_of(&JWT_REQUEST_ID_CLAIM),
+        policy: crate::token::claims::Policy {
+            issuer: text_of(&JWT_ISSUER),
+            audience: text_of(&JWT_AUDIENCE),
+            leeway: jwt_leeway(),
+            tenant_claim: text_of(&JWT_TENANT_CLAIM),
+            actor_claim: text_of(&JWT_ACTOR_CLAIM),
+            impersonator_claim: text_of(&JWT_IMPERSONATOR_CLAIM),
+            request_id_claim: text_of(&JWT_REQUEST_ID_CLAIM),
+        },
     }
 }
+
 static TENANT_COLUMN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
 
 /// The path of the master key file, '' when not configured.

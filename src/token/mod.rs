@@ -12,7 +12,7 @@ pub mod jws;
 
 use crate::error::{OrReport, SafeguardError};
 use crate::gucs;
-use claims::{BadClaims, Policy, TokenContext};
+use claims::{BadClaims, TokenContext};
 use jws::{Algorithm, KeySet, Rejected};
 use pgrx::prelude::*;
 use pgrx::{PgSqlErrorCode, Uuid};
@@ -198,12 +198,16 @@ fn verify_token(token: &str) -> Result<Rc<TokenContext>, SafeguardError> {
     });
     if let Some(context) = known {
         // Checked again on every use: a remembered token stops working when it expires.
-        if now < context.expires_at.saturating_add(settings.leeway) {
+        if now < context.expires_at.saturating_add(settings.policy.leeway) {
             return Ok(context);
         }
         return Err(BadClaims::Expired.into());
     }
-    for (value, name) in [(&settings.keys_file, "safeguard.jwt_keys_file"), (&settings.issuer, "safeguard.jwt_issuer"), (&settings.audience, "safeguard.jwt_audience")] {
+    for (value, name) in [
+        (&settings.keys_file, "safeguard.jwt_keys_file"),
+        (&settings.policy.issuer, "safeguard.jwt_issuer"),
+        (&settings.policy.audience, "safeguard.jwt_audience"),
+    ] {
         if value.is_empty() {
             return Err(not_configured(name));
         }
@@ -217,16 +221,7 @@ fn verify_token(token: &str) -> Result<Rc<TokenContext>, SafeguardError> {
         }
     };
     let verified = jws::verify(token.as_bytes(), &keys, &allowed_algorithms(&settings.algorithms)?)?;
-    let policy = Policy {
-        issuer: settings.issuer,
-        audience: settings.audience,
-        leeway: settings.leeway,
-        tenant_claim: settings.tenant_claim,
-        actor_claim: settings.actor_claim,
-        impersonator_claim: settings.impersonator_claim,
-        request_id_claim: settings.request_id_claim,
-    };
-    let context = Rc::new(claims::check(&verified.claims, &policy, now)?);
+    let context = Rc::new(claims::check(&verified.claims, &settings.policy, now)?);
     VERIFIER.with_borrow_mut(|verifier| {
         if verifier.verified.len() >= CACHE_CAPACITY {
             verifier.verified.retain(|_, known| now < known.expires_at);
